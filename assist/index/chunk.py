@@ -1,0 +1,109 @@
+"""Markdown articles and reply templates -> chunks with heading paths and stable ids (DESIGN §3)."""
+
+import hashlib
+from dataclasses import dataclass
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+from markdown_it import MarkdownIt
+
+from assist.kb import KB, Article, ReplyTemplate
+
+PATH_SEP = " > "
+# Chinese sentence ends first, so a long section splits between sentences, not inside words.
+SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", "!", "?", ";", ". ", "，", ",", " ", ""]
+
+_MD = MarkdownIt("commonmark")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    article_id: str
+    kind: str  # "article" | "template"
+    title: str
+    heading_path: tuple[str, ...]
+    text: str
+    intents: tuple[str, ...] = ()
+
+    @property
+    def path_text(self) -> str:
+        return PATH_SEP.join(self.heading_path)
+
+    @property
+    def embed_text(self) -> str:
+        """What the encoder and BM25 see: the heading path gives a short section its context."""
+        return f"{self.path_text}\n{self.text}"
+
+
+@dataclass(frozen=True)
+class Section:
+    heading_path: tuple[str, ...]
+    text: str
+
+
+def split_sections(title: str, body: str) -> list[Section]:
+    """Split Markdown by headings; headings inside code fences are not headings."""
+    lines = body.splitlines()
+    tokens = _MD.parse(body)
+    heads = []  # (start_line, end_line, level, text)
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and tok.map:
+            heads.append((tok.map[0], tok.map[1], int(tok.tag[1]), tokens[i + 1].content.strip()))
+    sections = []
+    stack: list[tuple[int, str]] = []
+    start, path = 0, (title,)
+    for h_start, h_end, level, text in heads:
+        sections.append(Section(path, "\n".join(lines[start:h_start]).strip()))
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, text))
+        names = [t for _, t in stack]
+        # An article's top heading usually repeats its title; the path starts with the title once.
+        if names and names[0] == title:
+            names = names[1:]
+        path = (title, *names)
+        start = h_end
+    sections.append(Section(path, "\n".join(lines[start:]).strip()))
+    return [s for s in sections if s.text]
+
+
+def _splitter(size: int, overlap: int) -> RecursiveCharacterTextSplitter:
+    return RecursiveCharacterTextSplitter(
+        separators=SEPARATORS,
+        chunk_size=size,
+        chunk_overlap=min(overlap, size // 2),
+        keep_separator="end",
+        strip_whitespace=True,
+    )
+
+
+def chunk_id(article_id: str, heading_path: tuple[str, ...], text: str) -> str:
+    raw = "\x1f".join([article_id, PATH_SEP.join(heading_path), text])
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:20]
+
+
+def chunk_article(article: Article, size: int = 400, overlap: int = 40) -> list[Chunk]:
+    splitter = _splitter(size, overlap)
+    chunks, seen = [], set()
+    for section in split_sections(article.title, article.body):
+        pieces = [section.text] if len(section.text) <= size else splitter.split_text(section.text)
+        for piece in pieces:
+            cid = chunk_id(article.id, section.heading_path, piece)
+            if cid in seen:  # the same text twice under one heading: one chunk is enough
+                continue
+            seen.add(cid)
+            chunks.append(Chunk(cid, article.id, "article", article.title, section.heading_path, piece, article.intents))
+    return chunks
+
+
+def chunk_template(template: ReplyTemplate) -> Chunk:
+    """A template is one chunk: agents pick it whole."""
+    path = (template.title,)
+    return Chunk(chunk_id(template.id, path, template.body), template.id, "template", template.title, path, template.body, template.intents)
+
+
+def chunk_kb(kb: KB, size: int = 400, overlap: int = 40) -> list[Chunk]:
+    """All chunks of the published articles and the templates, in a stable order."""
+    chunks = [c for a in kb.published for c in chunk_article(a, size, overlap)]
+    chunks += [chunk_template(t) for t in kb.templates]
+    return chunks

@@ -1,0 +1,214 @@
+"""Embedders: text -> L2-normalised float32 vectors, with separate query and passage encodings.
+
+Heavy libraries (torch, sentence-transformers, onnxruntime) are imported inside constructors so that
+importing this module, and the fake HashingEmbedder, stays fast.
+"""
+
+import hashlib
+import json
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from assist.index.model import DEFAULT_MODEL_NAME, MANIFEST, ONNX_FP32, ONNX_INT8, model_is_installed, resolve_model
+
+BACKENDS = ("onnx-int8", "onnx", "torch", "hashing")
+
+
+class EmbedderError(Exception): """The embedder cannot be created (unknown backend, model not installed, ...)."""
+
+
+class Embedder(Protocol):
+    model_id: str  # recorded in the index manifest, e.g. "intfloat/multilingual-e5-small@onnx-int8"
+    dim: int
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray: ...  # float32 (n, dim), L2-normalised rows
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _model_name(path: Path | str) -> str:
+    """The name recorded in model ids: the installed default model keeps its hub name wherever it lives."""
+    try:
+        return json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return str(path)
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model on CPU, loaded offline (no hub access)."""
+
+    def __init__(self, model: str | Path, *, batch_size: int = 32, threads: int = 1, model_id: str | None = None):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before the import: the hub client reads it then
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        self._model = SentenceTransformer(str(model), device="cpu", local_files_only=True)
+        prompts = self._model.prompts or {}
+        self._query_prompt = "query" if "query" in prompts else None
+        self._passage_prompt = "passage" if "passage" in prompts else None
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        self.batch_size = batch_size
+        self.model_id = model_id or f"{_model_name(model)}@torch"
+
+    def _encode(self, texts: list[str], prompt_name: str | None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        vecs = self._model.encode(
+            list(texts), prompt_name=prompt_name, batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self._query_prompt)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self._passage_prompt)
+
+
+class OnnxEmbedder:
+    """The exported encoder on onnxruntime: tokenizers + mean pooling + L2, no torch. Fast path for queries."""
+
+    def __init__(self, model_dir: Path, *, quantized: bool = True, threads: int = 1, batch_size: int = 32,
+                 max_length: int = 512, model_id: str | None = None):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model_dir = Path(model_dir)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        path = model_dir / (ONNX_INT8 if quantized else ONNX_FP32)
+        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length)
+        self._tokenizer.no_padding()  # padding is done per length-sorted batch below
+        pad = self._tokenizer.token_to_id("<pad>")
+        self._pad_id = 0 if pad is None else pad
+        prompts = {}
+        cfg = model_dir / "config_sentence_transformers.json"
+        if cfg.is_file():
+            prompts = json.loads(cfg.read_text(encoding="utf-8")).get("prompts") or {}
+        self._query_prefix = prompts.get("query", "")
+        self._passage_prefix = prompts.get("passage", "")
+        self.dim = int(self._session.get_outputs()[0].shape[-1])
+        self.batch_size = batch_size
+        self.model_id = model_id or f"{_model_name(model_dir)}@{'onnx-int8' if quantized else 'onnx'}"
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return self._session.run(None, feeds)[0]
+
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        if len(texts) == 1:  # the per-query path: no padding, no mask arithmetic
+            ids = np.asarray(self._tokenizer.encode(prefix + texts[0]).ids, dtype=np.int64)[None, :]
+            hidden = self._run(ids, np.ones_like(ids))
+            return _normalize(hidden.mean(axis=1))
+        encs = self._tokenizer.encode_batch([prefix + t for t in texts])
+        lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
+        order = np.argsort(-lengths, kind="stable")  # similar lengths share a batch: little padding
+        out = np.empty((len(texts), self.dim), np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            width = int(lengths[rows[0]])
+            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+            for r, i in enumerate(rows):
+                ids[r, : lengths[i]] = encs[i].ids
+            mask = (np.arange(width)[None, :] < lengths[rows][:, None]).astype(np.int64)
+            hidden = self._run(ids, mask)
+            summed = np.einsum("bsd,bs->bd", hidden, mask.astype(hidden.dtype))
+            out[rows] = summed / lengths[rows][:, None]
+        return _normalize(out)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self._query_prefix)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self._passage_prefix)
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+@lru_cache(maxsize=65536)
+def _bucket(token: str, dim: int) -> tuple[int, float]:
+    h = int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+    return h % dim, (1.0 if (h >> 63) else -1.0)
+
+
+class HashingEmbedder:
+    """A deterministic FAKE for tests: hashed ASCII words, Chinese characters and character bigrams.
+
+    Shared tokens drive similarity, so ranking assertions in tests mean something. Not a real model.
+    """
+
+    def __init__(self, dim: int = 256):
+        self.dim = dim
+        self.model_id = f"hashing-fake-{dim}"
+
+    @staticmethod
+    def tokens(text: str) -> list[str]:
+        text = text.lower()
+        out = _WORD.findall(text)
+        for run in _HAN_RUN.findall(text):
+            out.extend(run)
+            out.extend(run[i:i + 2] for i in range(len(run) - 1))
+        return out
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for row, text in enumerate(texts):
+            for tok in self.tokens(text):
+                col, sign = _bucket(tok, self.dim)
+                out[row, col] += sign
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=out, where=norms > 0)  # a text without tokens stays all zeros
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts)
+
+
+def make_embedder(model: str, *, backend: str, models_dir: Path, threads: int = 1) -> Embedder:
+    """The embedder for a configured model name and backend ("onnx-int8", "onnx", "torch" or "hashing")."""
+    if backend not in BACKENDS:
+        raise EmbedderError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "hashing":
+        return HashingEmbedder()
+    target = resolve_model(model, Path(models_dir))
+    if model == DEFAULT_MODEL_NAME and not model_is_installed(Path(models_dir)):
+        raise EmbedderError(
+            f"the default model {DEFAULT_MODEL_NAME} is not installed in {models_dir}; run `assist model install`"
+        )
+    if backend == "torch":
+        return SentenceTransformerEmbedder(target, threads=threads)
+    onnx_file = ONNX_INT8 if backend == "onnx-int8" else ONNX_FP32
+    if not (Path(target) / onnx_file).is_file():
+        if model == DEFAULT_MODEL_NAME:
+            raise EmbedderError(f"{target} has no {onnx_file}; run `assist model install --force` to export it")
+        raise EmbedderError(
+            f"backend {backend!r} needs a folder with {onnx_file}, which {model!r} does not have; "
+            "use backend 'torch' for this model"
+        )
+    return OnnxEmbedder(Path(target), quantized=backend == "onnx-int8", threads=threads)

@@ -1,0 +1,116 @@
+"""jieba tokenizer with a KB user dictionary + BM25 (bm25s) build/save/load/search."""
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from assist.kb import KB
+
+# SKU codes, order and tracking numbers, model names: kept as one token, lowercased.
+CODE = re.compile(r"[A-Za-z]{1,6}-?\d{3,}[A-Za-z0-9-]*|\d{6,}|[A-Za-z]+\d+[A-Za-z0-9]*")
+WORD = re.compile(r"[A-Za-z][A-Za-z'’]+|\d+(?:\.\d+)?")
+CJK = re.compile(r"[\u3400-\u9fff]")
+
+STOPWORDS = frozenset(
+    """的 了 吗 呢 啊 吧 呀 哦 嗯 哈 么 嘛 是 在 有 和 与 及 或 也 就 都 还 又 把 被 让 给 对 从 向 到 为 以 于 之 而 但 并
+    我 你 您 他 她 它 我们 你们 他们 这 那 这个 那个 这样 那样 什么 怎么 怎么样 如何 为什么 哪 哪里 哪个 吗 请问 请 一下 一个
+    可以 能 能不能 可不可以 是不是 要 想 会 需要 已经 没 没有 不 很 非常 太 好 个 些 下 上 中 里 后 前 时 时候 现在 今天
+    a an the of to in on for and or is are was were be been it this that my your i you we me do does did can could would
+    please how what why when where which with at by from as not no""".split()
+)
+
+_DICT_FILE = "userdict.txt"
+
+
+class Tokenizer:
+    """jieba (search mode) with KB terms added and codes kept whole; one instance per index."""
+
+    def __init__(self, user_words: list[str] | tuple[str, ...] = ()):
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        self._jieba = jieba.Tokenizer()
+        self._jieba.initialize()
+        self.user_words = sorted({w.strip() for w in user_words if w and w.strip() and " " not in w.strip()})
+        for word in self.user_words:
+            self._jieba.add_word(word, freq=20000)
+
+    def tokenize(self, text: str) -> list[str]:
+        tokens: list[str] = []
+        pos = 0
+        for m in CODE.finditer(text):
+            tokens += self._words(text[pos : m.start()])
+            tokens.append(m.group().lower())
+            pos = m.end()
+        tokens += self._words(text[pos:])
+        return tokens
+
+    def _words(self, text: str) -> list[str]:
+        out = []
+        for tok in self._jieba.cut_for_search(text):
+            tok = tok.strip().lower()
+            if not tok or tok in STOPWORDS:
+                continue
+            if CJK.search(tok) or WORD.fullmatch(tok):
+                out.append(tok)
+        return out
+
+
+def user_words(kb: KB) -> list[str]:
+    """Terms from the KB that jieba must not split: tags, intent keywords, categories, codes."""
+    words = set()
+    for article in kb.published:
+        words.update(article.tags)
+        words.add(article.category)
+        words.update(m.group() for m in CODE.finditer(article.body))
+    for intent in kb.intents:
+        words.update(intent.keywords)
+    return sorted(w for w in words if w and len(w) <= 20)
+
+
+class LexicalIndex:
+    """BM25 over tokenized chunk texts; rows align with the chunk list."""
+
+    def __init__(self, bm25, tokenizer: Tokenizer):
+        self._bm25 = bm25
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def build(cls, texts: list[str], words: list[str]) -> "LexicalIndex":
+        import bm25s
+
+        tokenizer = Tokenizer(words)
+        corpus = [tokenizer.tokenize(t) or ["\x00empty"] for t in texts]
+        bm25 = bm25s.BM25()
+        bm25.index(corpus, show_progress=False)
+        return cls(bm25, tokenizer)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._bm25.save(str(folder), show_progress=False)
+        (folder / _DICT_FILE).write_text("\n".join(self.tokenizer.user_words), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> "LexicalIndex":
+        import bm25s
+
+        words = (folder / _DICT_FILE).read_text(encoding="utf-8").splitlines()
+        bm25 = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+        return cls(bm25, Tokenizer(words))
+
+    def __len__(self) -> int:
+        return int(self._bm25.scores["num_docs"])
+
+    def query_terms(self, text: str) -> list[str]:
+        """The query's tokens that occur in the index, unique, in order."""
+        vocab = self._bm25.vocab_dict
+        return list(dict.fromkeys(t for t in self.tokenizer.tokenize(text) if t in vocab))
+
+    def scores(self, text: str) -> np.ndarray:
+        """BM25 score of every row for `text` (zeros when no term is known)."""
+        ids = [self._bm25.vocab_dict[t] for t in self.query_terms(text)]
+        if not ids:
+            return np.zeros(len(self), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores_from_ids(ids), dtype=np.float32)

@@ -1,0 +1,440 @@
+"""Versioned indexes on disk: build, CURRENT pointer, rollback, embedding cache, load and search.
+
+Layout of an index folder:
+    CURRENT                 name of the live version (replaced atomically)
+    embed-cache.sqlite      vectors by (model id, content hash), shared by all versions
+    <version>/manifest.json schema, model, chunk settings, KB hash, counts, build time
+    <version>/chunks.jsonl  chunk metadata, row i = FAISS row i = BM25 document i
+    <version>/vectors.npy   the normalised chunk vectors
+    <version>/dense.faiss   FAISS inner-product index
+    <version>/lexical/      bm25s files + the jieba user dictionary
+    <version>/kb.json       snapshot of articles, templates and intents, so a version serves on its own
+"""
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from assist.config import ChunkSettings, DenseSettings, HybridSettings
+from assist.errors import AssistError, IndexMismatch, IndexNotFound
+from assist.index.chunk import Chunk, chunk_kb
+from assist.index.dense import build_dense, choose_kind, load_dense, save_dense, search_dense
+from assist.index.embed import Embedder
+from assist.index.lexical import LexicalIndex, user_words
+from assist.kb import KB, load_kb
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+CURRENT = "CURRENT"
+MODES = ("bm25", "dense", "hybrid")
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("assist")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+# --- embedding cache -------------------------------------------------------------------------------
+
+
+class EmbeddingCache:
+    """Vectors keyed by (model id, sha256 of the embedded text), so unchanged chunks are never re-embedded."""
+
+    def __init__(self, path: Path):
+        self._db = sqlite3.connect(path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")
+
+    def get(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        found = {}
+        for i in range(0, len(hashes), 500):
+            part = hashes[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(f"SELECT hash, vec FROM vectors WHERE model = ? AND hash IN ({marks})", [model, *part])
+            found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
+        return found
+
+    def put(self, model: str, items: dict[str, np.ndarray]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()],
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- versions and CURRENT --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    created_at: str
+    chunks: int
+    model: str
+    current: bool
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def current_version(index_dir: Path) -> str | None:
+    pointer = Path(index_dir) / CURRENT
+    if not pointer.exists():
+        return None
+    return pointer.read_text(encoding="utf-8").strip() or None
+
+
+def list_versions(index_dir: Path) -> list[VersionInfo]:
+    """Complete versions, oldest first."""
+    index_dir = Path(index_dir)
+    current = current_version(index_dir)
+    out = []
+    if not index_dir.is_dir():
+        return out
+    for folder in sorted(index_dir.iterdir()):
+        manifest = folder / "manifest.json"
+        if folder.name.startswith(".") or not manifest.is_file():
+            continue
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        out.append(VersionInfo(folder.name, data["created_at"], data["counts"]["chunks"], data["model"]["id"], folder.name == current))
+    return out
+
+
+def set_current(index_dir: Path, version: str) -> None:
+    if not (Path(index_dir) / version / "manifest.json").is_file():
+        raise IndexNotFound(f"no index version '{version}' in {index_dir} (see `assist index list`)")
+    _atomic_write(Path(index_dir) / CURRENT, version + "\n")
+
+
+def rollback(index_dir: Path, version: str | None = None) -> str:
+    """Point CURRENT at `version`, or at the version built before the current one."""
+    index_dir = Path(index_dir)
+    with _lock(index_dir):
+        if version is None:
+            names = [v.version for v in list_versions(index_dir)]
+            current = current_version(index_dir)
+            older = names[: names.index(current)] if current in names else []
+            if not older:
+                raise IndexNotFound(f"no version older than {current} to roll back to in {index_dir}")
+            version = older[-1]
+        set_current(index_dir, version)
+    return version
+
+
+@contextlib.contextmanager
+def _lock(index_dir: Path):
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AssistError(f"another build or rollback is running on {index_dir}; try again when it ends") from None
+        yield
+
+
+# --- build -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    version: str
+    path: str
+    chunks: int
+    embedded: int
+    reused: int
+    seconds: float
+
+
+def build_index(
+    kb_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    *,
+    chunking: ChunkSettings = ChunkSettings(),
+    dense: DenseSettings = DenseSettings(),
+    keep_versions: int = 5,
+    progress: bool = False,
+) -> BuildResult:
+    """Validate the KB, build a new version and make it CURRENT."""
+    kb = load_kb(kb_dir)
+    chunks = chunk_kb(kb, chunking.size, chunking.overlap)
+    return build_from_chunks(
+        chunks, index_dir, embedder, kb=kb, words=user_words(kb),
+        chunking=chunking, dense=dense, keep_versions=keep_versions, progress=progress,
+    )
+
+
+def build_from_chunks(
+    chunks: list[Chunk],
+    index_dir: Path,
+    embedder: Embedder,
+    *,
+    kb: KB | None = None,
+    words: list[str] = (),
+    chunking: ChunkSettings = ChunkSettings(),
+    dense: DenseSettings = DenseSettings(),
+    keep_versions: int = 5,
+    progress: bool = False,
+) -> BuildResult:
+    """Build a version from ready chunks (a KB or an external corpus). CURRENT moves only at the end."""
+    start = time.perf_counter()
+    index_dir = Path(index_dir)
+    if not chunks:
+        raise AssistError("nothing to index: the knowledge base has no published articles or templates")
+    with _lock(index_dir):
+        for stale in index_dir.glob(".building-*"):  # left by a killed build
+            shutil.rmtree(stale, ignore_errors=True)
+        vectors, embedded = _embed_chunks(chunks, index_dir, embedder, progress)
+        kb_hash = kb.content_hash if kb else text_hash("".join(c.chunk_id for c in chunks))
+        version = _new_version_name(index_dir, kb_hash)
+        work = index_dir / f".building-{version}"
+        work.mkdir()
+        np.save(work / "vectors.npy", vectors)
+        save_dense(build_dense(vectors, dense), work / "dense.faiss")
+        LexicalIndex.build([c.embed_text for c in chunks], list(words)).save(work / "lexical")
+        with open(work / "chunks.jsonl", "w", encoding="utf-8") as f:
+            for c in chunks:
+                f.write(json.dumps(dataclasses.asdict(c), ensure_ascii=False) + "\n")
+        (work / "kb.json").write_text(json.dumps(_kb_snapshot(kb), ensure_ascii=False), encoding="utf-8")
+        seconds = time.perf_counter() - start
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "version": version,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "package_version": _package_version(),
+            "model": {"id": embedder.model_id, "dim": embedder.dim},
+            "chunking": {"size": chunking.size, "overlap": chunking.overlap},
+            "dense": {"kind": choose_kind(len(chunks), dense)},
+            "kb": {
+                "hash": kb_hash,
+                "root": kb.root if kb else None,
+                "articles": len(kb.published) if kb else 0,
+                "templates": len(kb.templates) if kb else 0,
+                "intents": len(kb.intents) if kb else 0,
+            },
+            "counts": {"chunks": len(chunks), "embedded": embedded, "reused": len(chunks) - embedded},
+            "build_seconds": round(seconds, 3),
+        }
+        (work / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.rename(work, index_dir / version)
+        set_current(index_dir, version)
+        _prune(index_dir, keep_versions)
+    log.info("built index %s: %d chunks, %d embedded, %d reused", version, len(chunks), embedded, len(chunks) - embedded)
+    return BuildResult(version, str(index_dir / version), len(chunks), embedded, len(chunks) - embedded, round(seconds, 3))
+
+
+def _embed_chunks(chunks: list[Chunk], index_dir: Path, embedder: Embedder, progress: bool) -> tuple[np.ndarray, int]:
+    """Vectors for all chunks, embedding only texts the cache has not seen with this model."""
+    from rich.progress import Progress
+
+    cache = EmbeddingCache(index_dir / "embed-cache.sqlite")
+    try:
+        hashes = [text_hash(c.embed_text) for c in chunks]
+        known = cache.get(embedder.model_id, list(set(hashes)))
+        todo = list(dict.fromkeys(h for h in hashes if h not in known))
+        text_of = {h: c.embed_text for h, c in zip(hashes, chunks)}
+        batch = 64
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("embedding chunks", total=len(todo))
+            for i in range(0, len(todo), batch):
+                part = todo[i : i + batch]
+                vecs = embedder.encode_passages([text_of[h] for h in part])
+                fresh = dict(zip(part, vecs))
+                cache.put(embedder.model_id, fresh)  # committed per batch: a killed build keeps its work
+                known.update(fresh)
+                bar.advance(task, len(part))
+        vectors = np.stack([known[h] for h in hashes]).astype(np.float32)
+        return vectors, len(todo)
+    finally:
+        cache.close()
+
+
+def _new_version_name(index_dir: Path, kb_hash: str) -> str:
+    base = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{kb_hash[:6]}"
+    name, n = base, 1
+    while (index_dir / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def _kb_snapshot(kb: KB | None) -> dict:
+    if kb is None:
+        return {"articles": [], "templates": [], "intents": []}
+    return {
+        "content_hash": kb.content_hash,
+        "articles": [dataclasses.asdict(a) for a in kb.published],
+        "templates": [dataclasses.asdict(t) for t in kb.templates],
+        "intents": [dataclasses.asdict(i) for i in kb.intents],
+    }
+
+
+def _prune(index_dir: Path, keep: int) -> None:
+    versions = list_versions(index_dir)
+    for info in versions[:-keep]:
+        if not info.current:
+            shutil.rmtree(index_dir / info.version, ignore_errors=True)
+
+
+# --- load and search -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    dense_score: float | None = None
+    bm25_score: float | None = None
+
+
+def _chunk_from_json(row: dict) -> Chunk:
+    row["heading_path"] = tuple(row["heading_path"])
+    row["intents"] = tuple(row["intents"])
+    return Chunk(**row)
+
+
+class Index:
+    """One loaded index version: dense + BM25 over the same chunk rows."""
+
+    def __init__(self, path: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, dense_index, lexical: LexicalIndex, embedder: Embedder, kb: dict, hybrid: HybridSettings):
+        self.path = path
+        self.manifest = manifest
+        self.version = manifest["version"]
+        self.chunks = chunks
+        self.vectors = vectors
+        self.dense_index = dense_index
+        self.lexical = lexical
+        self.embedder = embedder
+        self.kb = kb
+        self.hybrid = hybrid
+
+    def search(self, text: str, k: int = 10, mode: str = "hybrid", kind: str | None = None) -> list[Hit]:
+        """Top-k chunk hits for `text`; `kind` ("article" | "template") filters the chunks."""
+        if mode not in MODES:
+            raise AssistError(f"unknown search mode '{mode}' (use one of {', '.join(MODES)})")
+        n = len(self.chunks)
+        want = max(k, self.hybrid.candidates)
+        if kind:  # filtered after retrieval, so look deeper
+            want = n
+        dense_s = bm25_s = None
+        candidates: set[int] = set()
+        if mode in ("dense", "hybrid"):
+            query = self.embedder.encode_queries([text])[0]
+            scores, rows = search_dense(self.dense_index, query, want)
+            dense_s = dict(zip(rows.tolist(), scores.tolist()))
+            candidates.update(dense_s)
+        if mode in ("bm25", "hybrid"):
+            all_bm25 = self.lexical.scores(text)
+            top = _top_rows(all_bm25, want)
+            bm25_s = {int(r): float(all_bm25[r]) for r in top if all_bm25[r] > 0}
+            candidates.update(bm25_s)
+        if kind:
+            candidates = {r for r in candidates if self.chunks[r].kind == kind}
+        if mode == "dense":
+            fused = {r: dense_s[r] for r in candidates}
+        elif mode == "bm25":
+            fused = {r: bm25_s[r] for r in candidates}
+        else:
+            missing = [r for r in candidates if r not in dense_s]
+            if missing:  # exact cosine for BM25-only candidates, so fusion compares like with like
+                dense_s.update(zip(missing, (self.vectors[missing] @ query).tolist()))
+            fused = fuse(dense_s, bm25_s, candidates, self.hybrid)
+        order = sorted(fused, key=lambda r: (-fused[r], r))[:k]
+        return [
+            Hit(
+                self.chunks[r],
+                float(fused[r]),
+                None if dense_s is None else dense_s.get(r),
+                None if bm25_s is None else bm25_s.get(r, 0.0),
+            )
+            for r in order
+        ]
+
+
+def _top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+def fuse(dense: dict[int, float], bm25: dict[int, float], rows: set[int], settings: HybridSettings) -> dict[int, float]:
+    """Fuse dense cosine and BM25 scores of candidate rows (linear on max-normalised BM25, or weighted RRF)."""
+    if settings.method == "rrf":
+        d_rank = {r: i for i, r in enumerate(sorted(dense, key=lambda r: -dense[r]))}
+        b_rank = {r: i for i, r in enumerate(sorted(bm25, key=lambda r: -bm25[r]))}
+        return {
+            r: settings.dense_weight / (settings.rrf_k + d_rank.get(r, len(d_rank)) + 1)
+            + settings.bm25_weight / (settings.rrf_k + b_rank.get(r, len(b_rank)) + 1)
+            for r in rows
+        }
+    top = max(bm25.values(), default=0.0) or 1.0
+    return {r: settings.dense_weight * dense.get(r, 0.0) + settings.bm25_weight * bm25.get(r, 0.0) / top for r in rows}
+
+
+def load_index(
+    index_dir: Path,
+    embedder: Embedder,
+    *,
+    version: str | None = None,
+    dense: DenseSettings = DenseSettings(),
+    hybrid: HybridSettings = HybridSettings(),
+) -> Index:
+    """Load CURRENT (or `version`), refusing an index built for another model or a newer schema."""
+    index_dir = Path(index_dir)
+    version = version or current_version(index_dir)
+    if version is None:
+        raise IndexNotFound(f"no index in {index_dir}: run `assist index build` first")
+    path = index_dir / version
+    manifest_file = path / "manifest.json"
+    if not manifest_file.is_file():
+        raise IndexNotFound(f"index version '{version}' is missing or incomplete in {index_dir}")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    if manifest.get("schema_version", 0) > SCHEMA_VERSION:
+        raise IndexMismatch(f"index {version} has schema {manifest['schema_version']}, newer than this assist ({SCHEMA_VERSION}); upgrade assist or rebuild")
+    built = manifest["model"]
+    if _base_model(built["id"]) != _base_model(embedder.model_id) or built["dim"] != embedder.dim:
+        raise IndexMismatch(
+            f"index {version} was built with {built['id']} ({built['dim']}-d) but the configured model is "
+            f"{embedder.model_id} ({embedder.dim}-d); rebuild with `assist index build` or change ASSIST_EMBEDDING__MODEL"
+        )
+    with open(path / "chunks.jsonl", encoding="utf-8") as f:
+        chunks = [_chunk_from_json(json.loads(line)) for line in f]
+    vectors = np.load(path / "vectors.npy", mmap_mode="r")
+    kb = json.loads((path / "kb.json").read_text(encoding="utf-8"))
+    return Index(path, manifest, chunks, vectors, load_dense(path / "dense.faiss", dense), LexicalIndex.load(path / "lexical"), embedder, kb, hybrid)
+
+
+def _base_model(model_id: str) -> str:
+    """The model without its runtime suffix: int8 and fp32 vectors of one model are interchangeable at query time."""
+    return model_id.split("@", 1)[0]

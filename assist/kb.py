@@ -1,0 +1,389 @@
+"""Load and validate a knowledge base folder: articles, reply templates and intents (DESIGN §2)."""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from jinja2 import TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from assist.errors import KBValidationError
+
+OUT_OF_SCOPE = "out_of_scope"
+STATUSES = ("published", "draft")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    title: str
+    category: str
+    intents: tuple[str, ...]
+    tags: tuple[str, ...]
+    status: str
+    updated: str
+    body: str
+    path: str
+    body_line: int  # 1-based line of the body's first line in the file
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    description: str = ""
+    required: bool = False
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyTemplate:
+    id: str
+    title: str
+    intents: tuple[str, ...]
+    variables: tuple[Variable, ...]
+    body: str
+    path: str
+    tier: str | None = None
+
+
+@dataclass(frozen=True)
+class Intent:
+    name: str
+    label: str
+    description: str = ""
+    examples: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    escalate: bool = False
+    priority: int = 3
+
+
+@dataclass(frozen=True)
+class KB:
+    root: str
+    articles: tuple[Article, ...]
+    templates: tuple[ReplyTemplate, ...]
+    intents: tuple[Intent, ...]
+    content_hash: str = field(default="")
+
+    @property
+    def published(self) -> tuple[Article, ...]:
+        return tuple(a for a in self.articles if a.status == "published")
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^---\s*$")
+
+
+class _Doc:
+    """A Markdown file split into front matter (with the line of each key) and body."""
+
+    def __init__(self, path: Path, problems: list[Problem]):
+        self.path = path
+        self.data: dict = {}
+        self.key_lines: dict[str, int] = {}
+        self.body = ""
+        self.body_line = 1
+        self.ok = False
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(path, 1, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"))
+            return
+        lines = text.splitlines()
+        if not lines or not _FENCE.match(lines[0]):
+            problems.append(Problem(path, 1, "missing YAML front matter (the file must start with '---')"))
+            return
+        end = next((i for i in range(1, len(lines)) if _FENCE.match(lines[i])), None)
+        if end is None:
+            problems.append(Problem(path, 1, "front matter is not closed by a '---' line"))
+            return
+        self.data, self.key_lines = _parse_yaml_mapping("\n".join(lines[1:end]), path, 2, problems)
+        if self.data is None:
+            self.data = {}
+            return
+        self.body = "\n".join(lines[end + 1 :]).strip("\n")
+        self.body_line = end + 2 + _leading_blank_lines(lines[end + 1 :])
+        self.ok = True
+
+    def line(self, key: str) -> int:
+        return self.key_lines.get(key, 1)
+
+
+def _leading_blank_lines(lines: list[str]) -> int:
+    n = 0
+    for line in lines:
+        if line.strip():
+            break
+        n += 1
+    return n
+
+
+def _parse_yaml_mapping(text: str, path: Path, first_line: int, problems: list[Problem]):
+    """Parse a YAML mapping; return (data, {key: line}) or (None, {}) after recording the problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = first_line + (mark.line if mark else 0)
+        reason = getattr(exc, "problem", None) or str(exc)
+        problems.append(Problem(path, line, f"bad YAML: {reason}"))
+        return None, {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(Problem(path, first_line, "front matter must be a YAML mapping (key: value lines)"))
+        return None, {}
+    key_lines = {}
+    if node is not None:
+        for key_node, _ in node.value:
+            key_lines[str(key_node.value)] = first_line + key_node.start_mark.line
+    return data, key_lines
+
+
+def _str_list(doc: _Doc, key: str, problems: list[Problem]) -> tuple[str, ...]:
+    value = doc.data.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        problems.append(Problem(doc.path, doc.line(key), f"'{key}' must be a list of strings"))
+        return ()
+    return tuple(str(v) for v in value)
+
+
+def _required_str(doc: _Doc, key: str, problems: list[Problem]) -> str:
+    value = doc.data.get(key)
+    if value is None or not str(value).strip():
+        problems.append(Problem(doc.path, doc.line(key), f"missing required field '{key}'"))
+        return ""
+    return str(value).strip()
+
+
+def _load_article(path: Path, rel: str, problems: list[Problem]) -> Article | None:
+    doc = _Doc(path, problems)
+    if not doc.ok:
+        return None
+    article_id = _required_str(doc, "id", problems)
+    title = _required_str(doc, "title", problems)
+    status = str(doc.data.get("status", "published"))
+    if status not in STATUSES:
+        problems.append(Problem(path, doc.line("status"), f"status must be one of {', '.join(STATUSES)}, not '{status}'"))
+    if not doc.body.strip():
+        problems.append(Problem(path, doc.body_line, "the article body is empty"))
+    if not article_id or not title:
+        return None
+    return Article(
+        id=article_id,
+        title=title,
+        category=str(doc.data.get("category") or ""),
+        intents=_str_list(doc, "intents", problems),
+        tags=_str_list(doc, "tags", problems),
+        status=status,
+        updated=str(doc.data.get("updated") or ""),
+        body=doc.body,
+        path=rel,
+        body_line=doc.body_line,
+    )
+
+
+_ENV = SandboxedEnvironment()
+
+
+def template_placeholders(body: str) -> set[str]:
+    """Names a template body refers to (raises jinja2.TemplateSyntaxError on bad syntax)."""
+    return meta.find_undeclared_variables(_ENV.parse(body))
+
+
+def _load_template(path: Path, rel: str, problems: list[Problem]) -> ReplyTemplate | None:
+    doc = _Doc(path, problems)
+    if not doc.ok:
+        return None
+    template_id = _required_str(doc, "id", problems)
+    title = _required_str(doc, "title", problems)
+    variables = []
+    raw_vars = doc.data.get("variables") or []
+    if not isinstance(raw_vars, list):
+        problems.append(Problem(path, doc.line("variables"), "'variables' must be a list of {name, description, required}"))
+        raw_vars = []
+    for item in raw_vars:
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or not str(item.get("name") or "").strip():
+            problems.append(Problem(path, doc.line("variables"), f"a variable needs a 'name': {item!r}"))
+            continue
+        default = item.get("default")
+        variables.append(
+            Variable(
+                name=str(item["name"]).strip(),
+                description=str(item.get("description") or ""),
+                required=bool(item.get("required", False)),
+                default=None if default is None else str(default),
+            )
+        )
+    if not doc.body.strip():
+        problems.append(Problem(path, doc.body_line, "the template body is empty"))
+    else:
+        declared = {v.name for v in variables}
+        try:
+            used = template_placeholders(doc.body)
+        except TemplateSyntaxError as exc:
+            problems.append(Problem(path, doc.body_line + (exc.lineno or 1) - 1, f"template syntax error: {exc.message}"))
+            used = set()
+        for name in sorted(used - declared):
+            line = _first_line_of(doc.body, name) + doc.body_line - 1
+            problems.append(Problem(path, line, f"placeholder '{{{{ {name} }}}}' is not declared in 'variables'"))
+    if not template_id or not title:
+        return None
+    tier = doc.data.get("tier")
+    return ReplyTemplate(
+        id=template_id,
+        title=title,
+        intents=_str_list(doc, "intents", problems),
+        variables=tuple(variables),
+        body=doc.body,
+        path=rel,
+        tier=None if tier is None else str(tier),
+    )
+
+
+def _first_line_of(body: str, name: str) -> int:
+    for i, line in enumerate(body.splitlines(), start=1):
+        if re.search(r"\b" + re.escape(name) + r"\b", line):
+            return i
+    return 1
+
+
+def _load_intents(path: Path, rel: str, problems: list[Problem]) -> list[tuple[Intent, int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(path, 1, f"not valid UTF-8 ({exc.reason})"))
+        return []
+    data, _ = _parse_yaml_mapping(text, path, 1, problems)
+    if data is None:
+        return []
+    items = data.get("intents")
+    if not isinstance(items, list):
+        problems.append(Problem(path, 1, "expected a top-level 'intents:' list"))
+        return []
+    lines = _list_item_lines(text)
+    intents = []
+    for i, item in enumerate(items):
+        line = lines[i] if i < len(lines) else 1
+        if not isinstance(item, dict) or not str(item.get("name") or "").strip():
+            problems.append(Problem(path, line, "each intent needs a 'name'"))
+            continue
+        name = str(item["name"]).strip()
+        if name == OUT_OF_SCOPE:
+            problems.append(Problem(path, line, f"'{OUT_OF_SCOPE}' is built in and must not be declared"))
+            continue
+        examples = item.get("examples") or []
+        if not isinstance(examples, list) or not examples:
+            problems.append(Problem(path, line, f"intent '{name}' has no examples"))
+            examples = []
+        keywords = item.get("keywords") or []
+        intents.append(
+            (
+                Intent(
+                    name=name,
+                    label=str(item.get("label") or name),
+                    description=str(item.get("description") or ""),
+                    examples=tuple(str(e) for e in examples),
+                    keywords=tuple(str(k) for k in keywords) if isinstance(keywords, list) else (),
+                    escalate=bool(item.get("escalate", False)),
+                    priority=int(item.get("priority", 3)) if str(item.get("priority", 3)).isdigit() else 3,
+                ),
+                line,
+            )
+        )
+    return intents
+
+
+def _list_item_lines(text: str) -> list[int]:
+    """1-based lines of the items of the top-level `intents:` list."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    for key_node, value_node in node.value:
+        if key_node.value == "intents" and isinstance(value_node, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value_node.value]
+    return []
+
+
+def _content_hash(root: Path, files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
+    """Load a KB and return it with every problem found (an empty list means clean)."""
+    root = Path(kb_dir)
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return None, [Problem(root, 1, "no such knowledge base folder")]
+    article_files = sorted((root / "articles").rglob("*.md"))
+    template_files = sorted((root / "templates").rglob("*.md"))
+    intents_file = root / "intents.yaml"
+    if not article_files:
+        problems.append(Problem(root / "articles", 1, "no articles found (expected articles/**/*.md)"))
+
+    def rel(p: Path) -> str:
+        return p.relative_to(root).as_posix()
+
+    articles = [a for p in article_files if (a := _load_article(p, rel(p), problems))]
+    templates = [t for p in template_files if (t := _load_template(p, rel(p), problems))]
+    intent_rows = _load_intents(intents_file, rel(intents_file), problems) if intents_file.exists() else []
+
+    seen_ids: dict[str, str] = {}
+    for item in [*articles, *templates]:
+        path = root / item.path
+        if item.id in seen_ids:
+            line = _Doc(path, []).line("id")
+            problems.append(Problem(path, line, f"duplicate id '{item.id}' (already used by {seen_ids[item.id]})"))
+        else:
+            seen_ids[item.id] = item.path
+
+    intent_names: dict[str, int] = {}
+    for intent, line in intent_rows:
+        if intent.name in intent_names:
+            problems.append(Problem(intents_file, line, f"duplicate intent '{intent.name}' (first at line {intent_names[intent.name]})"))
+        intent_names.setdefault(intent.name, line)
+    for item in [*articles, *templates]:
+        for name in item.intents:
+            if name not in intent_names:
+                path = root / item.path
+                problems.append(Problem(path, _Doc(path, []).line("intents"), f"unknown intent '{name}' (not in intents.yaml)"))
+
+    files = article_files + template_files + ([intents_file] if intents_file.exists() else [])
+    kb = KB(
+        root=str(root),
+        articles=tuple(articles),
+        templates=tuple(templates),
+        intents=tuple(i for i, _ in intent_rows),
+        content_hash=_content_hash(root, files),
+    )
+    return kb, sorted(problems, key=lambda p: (str(p.path), p.line))
+
+
+def load_kb(kb_dir: Path) -> KB:
+    """Load a KB, raising KBValidationError when `assist kb check` would fail."""
+    kb, problems = check_kb(kb_dir)
+    if problems:
+        raise KBValidationError(problems)
+    return kb

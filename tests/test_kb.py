@@ -1,0 +1,88 @@
+import re
+
+from typer.testing import CliRunner
+
+from assist.cli import app
+from assist.kb import check_kb, load_kb
+from tests.conftest import TINY_KB
+
+runner = CliRunner()
+
+
+def test_tiny_kb_is_clean_and_complete():
+    kb, problems = check_kb(TINY_KB)
+    assert problems == []
+    assert {a.id for a in kb.published} == {"refund-timing", "return-policy", "shipping-delay", "international-shipping", "password-reset"}
+    assert [a.id for a in kb.articles if a.status == "draft"] == ["draft-notice"]
+    assert {t.id for t in kb.templates} == {"tpl-refund-timing", "tpl-shipping-delay", "tpl-complaint-apology"}
+    complaint = next(i for i in kb.intents if i.name == "complaint")
+    assert complaint.escalate and complaint.label == "投诉" and "12315" in complaint.keywords
+    tpl = next(t for t in kb.templates if t.id == "tpl-refund-timing")
+    assert [(v.name, v.required, v.default) for v in tpl.variables] == [("customer_name", False, "您好"), ("order_id", True, None)]
+
+
+def _line_of(path, needle):
+    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line)
+
+
+def test_check_reports_path_line_and_exits_1(kb_copy):
+    dup = kb_copy / "articles/refund/return-policy.md"  # sorts after refund-timing.md, so it is the duplicate
+    dup.write_text(dup.read_text(encoding="utf-8").replace("id: return-policy", "id: refund-timing"), encoding="utf-8")
+    unknown = kb_copy / "articles/account/password-reset.md"
+    unknown.write_text(unknown.read_text(encoding="utf-8").replace("[account_security]", "[account_securty]"), encoding="utf-8")
+    tpl = kb_copy / "templates/tpl-shipping-delay.md"
+    tpl.write_text(tpl.read_text(encoding="utf-8") + "\n预计 {{ eta_days }} 天送达。\n", encoding="utf-8")
+
+    result = runner.invoke(app, ["kb", "check", str(kb_copy)])
+    assert result.exit_code == 1
+    lines = [l for l in result.stdout.splitlines() if l]
+    expected = {
+        f"{dup}:{_line_of(dup, 'id: refund-timing')}: duplicate id 'refund-timing'",
+        f"{unknown}:{_line_of(unknown, 'intents:')}: unknown intent 'account_securty'",
+        f"{tpl}:{_line_of(tpl, 'eta_days')}: placeholder '{{{{ eta_days }}}}' is not declared",
+    }
+    for prefix in expected:
+        assert any(l.startswith(prefix) for l in lines), (prefix, lines)
+    assert len(lines) == 3
+    assert all(re.match(r"^\S+:\d+: ", l) for l in lines)
+
+
+def test_check_reports_bad_yaml_with_its_line(kb_copy):
+    bad = kb_copy / "articles/refund/refund-timing.md"
+    text = bad.read_text(encoding="utf-8").replace("tags: [退款, 到账, 原路退回]", "tags: [退款, 到账")
+    bad.write_text(text, encoding="utf-8")
+    kb, problems = check_kb(kb_copy)
+    assert len(problems) == 1
+    assert problems[0].path == bad and "bad YAML" in problems[0].message
+    assert 5 <= problems[0].line <= 9  # the unclosed list, inside the front matter
+
+
+def test_check_reports_missing_front_matter_empty_body_and_reserved_intent(kb_copy):
+    (kb_copy / "articles/refund/no-front.md").write_text("# 没有前置信息\n正文", encoding="utf-8")
+    (kb_copy / "articles/refund/empty.md").write_text("---\nid: empty-one\ntitle: 空\nintents: []\n---\n\n", encoding="utf-8")
+    intents = kb_copy / "intents.yaml"
+    intents.write_text(intents.read_text(encoding="utf-8") + "  - name: out_of_scope\n    label: 无关\n    examples: [你好]\n", encoding="utf-8")
+    _, problems = check_kb(kb_copy)
+    messages = sorted(p.message for p in problems)
+    assert any("missing YAML front matter" in m for m in messages)
+    assert any("body is empty" in m for m in messages)
+    assert any("'out_of_scope' is built in" in m for m in messages)
+    reserved = next(p for p in problems if "built in" in p.message)
+    assert reserved.line == _line_of(intents, "name: out_of_scope")
+
+
+def test_load_kb_raises_with_all_problems(kb_copy):
+    (kb_copy / "articles/refund/no-front.md").write_text("no front matter", encoding="utf-8")
+    try:
+        load_kb(kb_copy)
+    except Exception as exc:
+        assert type(exc).__name__ == "KBValidationError"
+        assert "no-front.md:1: missing YAML front matter" in str(exc)
+    else:
+        raise AssertionError("load_kb accepted a broken KB")
+
+
+def test_check_missing_folder_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["kb", "check", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert "no such knowledge base folder" in result.stdout
