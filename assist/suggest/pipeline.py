@@ -1,0 +1,141 @@
+"""Suggester.suggest(conversation) -> intent, emotion, ranked answers and filled templates (DESIGN §4)."""
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from assist.config import SuggestSettings
+from assist.errors import AssistError
+from assist.index.store import Index
+from assist.kb import Intent
+from assist.suggest.emotion import Emotion, detect_emotion
+from assist.suggest.intent import IntentDetector, IntentResult
+from assist.suggest.query import ROLES, Query, Turn, build_query, last_turn_query
+from assist.suggest.rank import Answer, best_per_article, boosted, should_abstain, to_answers
+from assist.suggest.templates import RenderedTemplate, extract_entities, render
+
+VIP_TIERS = ("vip", "svip")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    intent: IntentResult
+    emotion: Emotion
+    answers: list[Answer]
+    templates: list[RenderedTemplate]
+    query: Query
+    abstained: bool
+    index_version: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of DESIGN §4."""
+        i = self.intent
+        return {
+            "intent": {
+                "name": i.name, "label": i.label, "confidence": i.confidence, "escalate": i.escalate,
+                "alternatives": [asdict(a) for a in i.alternatives],
+            },
+            "emotion": {"level": self.emotion.level, "escalate": self.emotion.escalate, "cues": list(self.emotion.cues)},
+            "answers": [{**asdict(a), "heading_path": list(a.heading_path), "matched_terms": list(a.matched_terms)} for a in self.answers],
+            "templates": [{**asdict(t), "missing_variables": list(t.missing_variables)} for t in self.templates],
+            "abstained": self.abstained,
+            "query": self.query.text,
+            "index_version": self.index_version,
+            "timings_ms": self.timings_ms,
+        }
+
+
+def parse_turns(conversation: list) -> list[Turn]:
+    """Turns from dicts ({role, text}) or Turn objects, with a clear error on anything else."""
+    turns = []
+    for n, t in enumerate(conversation, 1):
+        if isinstance(t, Turn):
+            turns.append(t)
+            continue
+        if not isinstance(t, dict) or not isinstance(t.get("text"), str):
+            raise AssistError(f"turn {n}: expected an object with 'role' and 'text'")
+        if t.get("role") not in ROLES:
+            raise AssistError(f"turn {n}: role must be one of {', '.join(ROLES)}, not {t.get('role')!r}")
+        turns.append(Turn(t["role"], t["text"]))
+    return turns
+
+
+class Suggester:
+    """The suggest pipeline over one loaded index version (its KB snapshot gives intents and templates)."""
+
+    def __init__(self, index: Index, settings: SuggestSettings = SuggestSettings()):
+        self.index = index
+        self.settings = settings
+        self.intents = [Intent(**{**i, "examples": tuple(i["examples"]), "keywords": tuple(i["keywords"])}) for i in index.kb["intents"]]
+        self._escalating = {i.name for i in self.intents if i.escalate}
+        self.templates = {t["id"]: t for t in index.kb["templates"]}
+        self.detector = IntentDetector(
+            self.intents, index.embedder, oos_threshold=settings.intent_oos_threshold,
+            temperature=settings.intent_temperature, keyword_bonus=settings.intent_keyword_bonus,
+        )
+
+    def suggest(self, conversation: list, customer: dict | None = None, top_k: int | None = None,
+                mode: str = "hybrid", last_turn_only: bool = False) -> Suggestion:
+        """Suggestions for the conversation so far. `mode` and `last_turn_only` exist for evals."""
+        s = self.settings
+        customer = customer or {}
+        top_k = top_k or s.answers
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = round((now - clock) * 1000, 3)
+            clock = now
+
+        turns = parse_turns(conversation)
+        query = last_turn_query(turns) if last_turn_only else build_query(turns, s.max_context_turns)
+        customer_texts = [t.text for t in turns if t.role == "customer"]
+        lap("query")
+        qvec = self.index.embedder.encode_queries([query.text])[0] if query.text and mode != "bm25" else None
+        lap("encode")
+        intent = self.detector.detect(query.text, qvec) if qvec is not None else self.detector.detect(query.text)
+        lap("intent")
+        emotion = detect_emotion(customer_texts, intent.name in self._escalating, s.escalate_level)
+        lap("emotion")
+
+        answers: list[Answer] = []
+        abstained = True
+        if query.text:
+            hits = self.index.search(query.text, k=max(4 * top_k, 20), mode=mode, kind="article", query_vector=qvec)
+            abstained = should_abstain(hits, intent.name == "out_of_scope", s.abstain_min_dense, s.abstain_min_dense_oos)
+            if not abstained:
+                terms = self.index.lexical.query_terms(query.text)
+                ranked = best_per_article(boosted(hits, intent.name, intent.confidence, s.intent_boost))
+                answers = to_answers(ranked, terms, top_k)
+        lap("retrieve")
+        templates = self._templates(query, qvec, intent, customer, customer_texts, mode) if query.text else []
+        lap("templates")
+        timings["total"] = round(sum(timings.values()), 3)
+        return Suggestion(intent, emotion, answers, templates, query, abstained, self.index.version, timings)
+
+    def _templates(self, query: Query, qvec, intent: IntentResult, customer: dict, customer_texts: list[str], mode: str) -> list[RenderedTemplate]:
+        n = self.settings.templates
+        if n == 0 or (intent.name == "out_of_scope" and not intent.alternatives):
+            return []
+        hits = self.index.search(query.text, k=len(self.templates), mode=mode, kind="template", query_vector=qvec)
+        vip = str(customer.get("tier", "")).lower() in VIP_TIERS
+        scored = []
+        for hit, score in boosted(hits, intent.name, intent.confidence, self.settings.intent_boost):
+            t = self.templates.get(hit.chunk.article_id)
+            tier = (t or {}).get("tier")
+            if t is None or (tier and not vip):  # VIP-only variants are for VIP customers only
+                continue
+            # VIP customers get the VIP variant of the detected intent first
+            first = bool(vip and tier and intent.name in t["intents"])
+            scored.append((first, score, t))
+        scored.sort(key=lambda x: (not x[0], -x[1]))
+        values = {**extract_entities(customer_texts), **{k: str(v) for k, v in customer.items() if v not in (None, "")}}
+        if "name" in customer and "customer_name" not in values:
+            values["customer_name"] = str(customer["name"])
+        out = []
+        for _, score, t in scored[:n]:
+            text, missing = render(t, values)
+            out.append(RenderedTemplate(t["id"], t["title"], text, missing, round(score, 4), t.get("tier")))
+        return out

@@ -1,0 +1,74 @@
+"""Reply templates: entities from the conversation, sandboxed strict rendering, missing variables."""
+
+import re
+from dataclasses import dataclass
+
+from jinja2 import StrictUndefined, TemplateError as JinjaTemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from assist.errors import TemplateError
+
+# Patterns for what customers paste into chats. Order numbers and SKU codes are kept whole.
+ENTITY_PATTERNS = {
+    "order_id": re.compile(r"\bDD\d{10,}\b", re.IGNORECASE),
+    "tracking_no": re.compile(r"\b(?:SF|YT|ZTO|JD|YD|STO|EMS|JT)\d{9,15}\b", re.IGNORECASE),
+    "sku": re.compile(r"\bSKU-\d{3,}\b", re.IGNORECASE),
+    "phone": re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)"),
+    "amount": re.compile(r"(?:¥|￥)\s*(\d+(?:\.\d{1,2})?)|(\d+(?:\.\d{1,2})?)\s*(?:元|块钱|块|rmb|RMB)"),
+}
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+@dataclass(frozen=True)
+class RenderedTemplate:
+    template_id: str
+    title: str
+    text: str
+    missing_variables: tuple[str, ...]
+    score: float
+    tier: str | None = None
+
+
+def extract_entities(texts: list[str]) -> dict[str, str]:
+    """Values found in the customer's messages, the latest mention winning."""
+    found: dict[str, str] = {}
+    for text in texts:
+        for name, rx in ENTITY_PATTERNS.items():
+            matches = list(rx.finditer(text))
+            if not matches:
+                continue
+            m = matches[-1]
+            value = next((g for g in m.groups() if g), m.group()) if m.groups() else m.group()
+            found[name] = value.upper() if name in ("order_id", "tracking_no", "sku") else value
+    if "phone" in found:
+        found["phone_tail"] = found["phone"][-4:]
+    if "amount" in found:
+        found.setdefault("refund_amount", found["amount"])
+    return found
+
+
+def render(template: dict, values: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    """Render a template dict (from the index's KB snapshot) with what is known.
+
+    A required variable with no value is shown as 【description】 for the agent to fill and listed as
+    missing; an optional one falls back to its default, else to an empty string.
+    """
+    context, missing = {}, []
+    for var in template["variables"]:
+        name = var["name"]
+        value = values.get(name)
+        if value in (None, ""):
+            value = var.get("default")
+        if value in (None, ""):
+            if var.get("required"):
+                missing.append(name)
+                value = f"【{var.get('description') or name}】"
+            else:
+                value = ""
+        context[name] = value
+    try:
+        text = _ENV.from_string(template["body"]).render(context)
+    except JinjaTemplateError as exc:
+        raise TemplateError(f"template {template['id']} cannot be rendered: {exc}") from None
+    return text, tuple(missing)
