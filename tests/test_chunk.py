@@ -27,7 +27,7 @@ def test_drafts_are_not_chunked_and_templates_are_one_chunk_each():
     ids = {c.article_id for c in chunks}
     assert "draft-notice" not in ids
     templates = [c for c in chunks if c.kind == "template"]
-    assert sorted(c.article_id for c in templates) == ["tpl-complaint-apology", "tpl-refund-timing", "tpl-shipping-delay"]
+    assert sorted(c.article_id for c in templates) == ["tpl-complaint-apology", "tpl-refund-timing", "tpl-refund-timing-vip", "tpl-shipping-delay"]
 
 
 def test_long_sections_split_under_the_size_cap_at_sentence_ends():

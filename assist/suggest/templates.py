@@ -10,12 +10,15 @@ from assist.errors import TemplateError
 
 # Patterns for what customers paste into chats. Order numbers and SKU codes are kept whole.
 ENTITY_PATTERNS = {
-    "order_id": re.compile(r"\bDD\d{10,}\b", re.IGNORECASE),
-    "tracking_no": re.compile(r"\b(?:SF|YT|ZTO|JD|YD|STO|EMS|JT)\d{9,15}\b", re.IGNORECASE),
-    "sku": re.compile(r"\bSKU-\d{3,}\b", re.IGNORECASE),
+    "order_id": re.compile(r"(?<![A-Za-z0-9])DD\d{10,}(?!\d)", re.IGNORECASE),
+    "tracking_no": re.compile(r"(?<![A-Za-z0-9])(?:SF|YT|ZTO|JD|YD|STO|EMS|JT)\d{9,15}(?!\d)", re.IGNORECASE),
+    "sku": re.compile(r"(?<![A-Za-z0-9])SKU-\d{3,}(?!\d)", re.IGNORECASE),
     "phone": re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)"),
     "amount": re.compile(r"(?:¥|￥)\s*(\d+(?:\.\d{1,2})?)|(\d+(?:\.\d{1,2})?)\s*(?:元|块钱|块|rmb|RMB)"),
 }
+
+# Per-customer identifiers never identify an article (SKU codes do), so queries leave them out.
+IDENTIFIERS = re.compile("|".join(ENTITY_PATTERNS[k].pattern for k in ("order_id", "tracking_no", "phone")), re.IGNORECASE)
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 

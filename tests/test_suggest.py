@@ -1,0 +1,227 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from assist.cli import app
+from assist.config import SuggestSettings, get_settings
+from assist.errors import AssistError
+from assist.kb import load_kb
+from assist.suggest.emotion import detect_emotion
+from assist.suggest.intent import IntentDetector
+from assist.suggest.pipeline import Suggester
+from assist.suggest.query import Turn, build_query, clean, last_turn_query
+from assist.suggest.templates import extract_entities, render
+from tests.conftest import TINY_KB
+
+# The hashing fake gives lower cosines than a real model: thresholds scaled to it.
+FAKE = SuggestSettings(intent_oos_threshold=0.25, abstain_min_dense=0.15, abstain_min_dense_oos=0.3)
+
+
+def c(text):
+    return Turn("customer", text)
+
+
+def a(text):
+    return Turn("agent", text)
+
+
+# --- query -----------------------------------------------------------------------------------------
+
+
+def test_filler_turns_are_dropped_and_greetings_stripped():
+    assert clean("你好") == "" and clean("谢谢！") == "" and clean("好的 谢谢") == ""
+    assert clean("你好，请问退款多久到账？谢谢") == "退款多久到账"
+    q = build_query([c("在吗"), c("退款多久能到账"), c("谢谢")])
+    assert q.text == "退款多久能到账"
+
+
+def test_a_dependent_follow_up_brings_the_earlier_turn():
+    turns = [c("我上周买的耳机，订单 DD202611230001"), a("好的，请问有什么可以帮您？"), c("怎么还没到")]
+    q = build_query(turns)
+    assert q.latest == "怎么还没到"
+    assert q.context == ("我上周买的耳机，订单",)
+    assert q.text.startswith("怎么还没到；我上周买的耳机")
+    assert "DD202611230001" not in q.text  # order numbers never identify an article
+    assert "请问" not in q.text  # the agent's words are not the customer's request
+    assert last_turn_query(turns).text == "怎么还没到"
+
+
+def test_a_self_contained_new_request_drops_the_old_topic():
+    turns = [c("我的快递三天没有更新了"), a("已为您催件"), c("另外我想开一张公司抬头的增值税发票")]
+    q = build_query(turns)
+    assert q.text == "另外我想开一张公司抬头的增值税发票" and q.context == ()
+
+
+def test_no_customer_request_gives_an_empty_query():
+    assert build_query([a("您好，有什么可以帮您？"), c("你好")]).text == ""
+
+
+# --- emotion ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "texts,level,escalate",
+    [
+        (["请问退款多久到账"], 0, False),
+        (["怎么还没到"], 1, False),
+        (["我要投诉你们！！"], 2, True),
+        (["再不退钱我就打12315"], 3, True),
+        (["THIS IS A SCAM, refund now"], 3, True),
+        (["快递怎么还没到", "还没到，到底什么时候"], 2, True),
+    ],
+)
+def test_emotion_levels(texts, level, escalate):
+    e = detect_emotion(texts)
+    assert (e.level, e.escalate) == (level, escalate), e.cues
+
+
+def test_cues_say_why_and_escalating_intents_escalate():
+    e = detect_emotion(["你们就是骗子，我要给差评"])
+    assert {"骗子", "差评"} <= set(e.cues)
+    calm = detect_emotion(["我想投诉一下"], intent_escalates=True)
+    assert calm.escalate
+
+
+# --- intent ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def detector(embedder):
+    return IntentDetector(list(load_kb(TINY_KB).intents), embedder, oos_threshold=FAKE.intent_oos_threshold)
+
+
+def test_intent_by_examples_and_keywords(detector):
+    r = detector.detect("我的退款什么时候到账")
+    assert r.name == "refund_status" and 0 < r.confidence <= 1
+    assert [x.name for x in r.alternatives][:1] != ["refund_status"]
+    assert detector.detect("快递好几天没动了").name == "shipping_delay"
+    assert detector.detect("我要去12315投诉你们").name == "complaint"
+
+
+def test_unrelated_text_is_out_of_scope(detector):
+    r = detector.detect("今天天气怎么样")
+    assert r.name == "out_of_scope"
+    assert detector.detect("").name == "out_of_scope"
+
+
+def test_confidence_orders_alternatives(detector):
+    r = detector.detect("退款到账")
+    confs = [r.confidence] + [x.confidence for x in r.alternatives]
+    assert confs == sorted(confs, reverse=True)
+
+
+# --- templates -------------------------------------------------------------------------------------
+
+
+def test_entities_are_extracted_whole():
+    e = extract_entities(["订单DD202611230001的SKU-20931，快递SF1234567890123", "手机13812345678，退了 199.5 元"])
+    assert e["order_id"] == "DD202611230001" and e["sku"] == "SKU-20931" and e["tracking_no"] == "SF1234567890123"
+    assert e["phone_tail"] == "5678" and e["refund_amount"] == "199.5"
+
+
+def test_render_fills_known_values_and_lists_missing_required_ones():
+    tpl = {
+        "id": "t", "body": "{{ customer_name }}，订单 {{ order_id }} 退款 {{ refund_amount }} 元。",
+        "variables": [
+            {"name": "customer_name", "required": False, "default": "您好", "description": "称呼"},
+            {"name": "order_id", "required": True, "default": None, "description": "订单号"},
+            {"name": "refund_amount", "required": True, "default": None, "description": "退款金额"},
+        ],
+    }
+    text, missing = render(tpl, {"order_id": "DD202611230001"})
+    assert text == "您好，订单 DD202611230001 退款 【退款金额】 元。"
+    assert missing == ("refund_amount",)
+
+
+def test_render_is_sandboxed_and_strict():
+    with pytest.raises(AssistError):
+        render({"id": "t", "body": "{{ secret }}", "variables": []}, {})
+    with pytest.raises(AssistError):
+        render({"id": "t", "body": "{{ ''.__class__.__mro__ }}", "variables": []}, {})
+
+
+# --- pipeline --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def suggester(tiny_index):
+    return Suggester(tiny_index, FAKE)
+
+
+def test_refund_question_gets_refund_answer_and_filled_template(suggester):
+    conv = [{"role": "customer", "text": "你好"}, {"role": "customer", "text": "订单 DD202611230001 退款到账要多久？银行卡"}]
+    s = suggester.suggest(conv, {"name": "李先生"})
+    assert s.intent.name == "refund_status"
+    assert s.answers[0].article_id == "refund-timing"
+    assert s.answers[0].heading_path[0] == "退款到账时间"
+    assert len({x.article_id for x in s.answers}) == len(s.answers)  # one hit per article
+    first = s.answers[0]
+    assert "退款" in first.matched_terms
+    assert all(t in (first.snippet + " ".join(first.heading_path)).lower() for t in first.matched_terms)
+    top = s.templates[0]
+    assert top.template_id == "tpl-refund-timing"  # not the VIP variant: this customer is not VIP
+    assert "李先生" in top.text and "DD202611230001" in top.text and top.missing_variables == ()
+    assert all(t.template_id != "tpl-refund-timing-vip" for t in s.templates)
+    body = s.to_dict()
+    assert set(body) >= {"intent", "emotion", "answers", "templates", "index_version", "timings_ms"}
+    assert body["timings_ms"]["total"] > 0
+
+
+def test_vip_customers_get_the_vip_variant_first(suggester):
+    s = suggester.suggest([c("退款到账要多久")], {"tier": "VIP"})
+    assert s.templates[0].template_id == "tpl-refund-timing-vip"
+    assert s.templates[0].missing_variables == ("order_id",)
+    assert "【订单号】" in s.templates[0].text
+
+
+def test_angry_customer_escalates_with_cues(suggester):
+    s = suggester.suggest([c("快递一直不更新"), a("已为您催件"), c("还没到！！我要投诉")])
+    assert s.emotion.escalate and s.emotion.level >= 2
+    assert "投诉" in s.emotion.cues
+
+
+def test_nonsense_abstains_instead_of_returning_noise(suggester):
+    s = suggester.suggest([c("zxqv wplm qqqq")])
+    assert s.abstained and s.answers == []
+    assert s.intent.name == "out_of_scope"
+
+
+def test_bad_turns_are_clear_errors(suggester):
+    with pytest.raises(AssistError, match="role must be one of"):
+        suggester.suggest([{"role": "robot", "text": "hi"}])
+    with pytest.raises(AssistError, match="turn 1"):
+        suggester.suggest(["just a string"])
+
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("ASSIST_INDEX_DIR", str(tmp_path / "idx"))
+    monkeypatch.setenv("ASSIST_KB_DIR", str(TINY_KB))
+    monkeypatch.setenv("ASSIST_EMBEDDING__BACKEND", "hashing")
+    monkeypatch.setenv("ASSIST_SUGGEST__INTENT_OOS_THRESHOLD", "0.25")
+    monkeypatch.setenv("ASSIST_SUGGEST__ABSTAIN_MIN_DENSE", "0.15")
+    get_settings.cache_clear()
+    assert runner.invoke(app, ["index", "build"]).exit_code == 0
+    yield
+    get_settings.cache_clear()
+
+
+def test_cli_suggest_json_from_stdin(cli_env):
+    conv = {"conversation": [{"role": "customer", "text": "密码忘了，账户被冻结了"}], "customer": {"name": "张三"}}
+    result = runner.invoke(app, ["suggest", "--json"], input=json.dumps(conv, ensure_ascii=False))
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["intent"]["name"] == "account_security"
+    assert body["answers"][0]["article_id"] == "password-reset"
+    assert isinstance(body["answers"][0]["matched_terms"], list)
+
+
+def test_cli_suggest_rejects_bad_input(cli_env):
+    result = runner.invoke(app, ["suggest"], input="{not json")
+    assert result.exit_code == 1 and "not valid JSON" in result.output
+    result = runner.invoke(app, ["suggest"], input=json.dumps({"conversation": [{"role": "bot", "text": "x"}]}))
+    assert result.exit_code == 1 and "role must be one of" in result.output and "Traceback" not in result.output
