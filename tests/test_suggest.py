@@ -225,3 +225,12 @@ def test_cli_suggest_rejects_bad_input(cli_env):
     assert result.exit_code == 1 and "not valid JSON" in result.output
     result = runner.invoke(app, ["suggest"], input=json.dumps({"conversation": [{"role": "bot", "text": "x"}]}))
     assert result.exit_code == 1 and "role must be one of" in result.output and "Traceback" not in result.output
+
+
+def test_langchain_retriever_returns_documents_one_per_article(tiny_index):
+    from assist.retriever import AssistRetriever
+
+    docs = AssistRetriever(index=tiny_index, k=3).invoke("退款 到账 银行卡")
+    assert docs[0].metadata["article_id"] == "refund-timing"
+    assert len({d.metadata["article_id"] for d in docs}) == len(docs) == 3
+    assert docs[0].metadata["heading_path"][0] == "退款到账时间" and docs[0].page_content
