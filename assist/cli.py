@@ -238,6 +238,54 @@ eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
 
+def _conversation_rows(dataset: Path) -> list[dict]:
+    from evals.harness import read_jsonl
+
+    path = dataset / "queries.jsonl" if dataset.is_dir() else dataset
+    if not path.is_file():
+        _fail(f"no labelled conversations at {path}")
+    return read_jsonl(path)
+
+
+@eval_app.command("run")
+@handle_errors
+def eval_run(
+    dataset: Annotated[Path, typer.Argument(help="folder with queries.jsonl, or a .jsonl file")] = Path("evals"),
+    kb: Annotated[Optional[Path], typer.Option("--kb", help="KB to index and evaluate [default: ASSIST_KB_DIR]")] = None,
+    variants: Annotated[str, typer.Option(help="comma-separated: full,hybrid,dense,bm25,last_turn")] = "full,hybrid,dense,bm25,last_turn",
+    out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-out"),
+) -> None:
+    """Replay the labelled conversations through the suggest pipeline; report answers, templates, intent, escalation."""
+    from assist.index.store import build_index, load_index
+    from assist.suggest.pipeline import Suggester
+    from evals.harness import CONVERSATION_VARIANTS, run_conversations
+
+    names = [v.strip() for v in variants.split(",") if v.strip()]
+    if not names or any(v not in CONVERSATION_VARIANTS for v in names):
+        _fail(f"variants must be among {', '.join(CONVERSATION_VARIANTS)}")
+    rows = _conversation_rows(dataset)
+    s = get_settings()
+    embedder = make_embedder(s)
+    eval_dir = s.index_dir.parent / "eval-indexes" / "kb"
+    build_index(kb or s.kb_dir, eval_dir, embedder, chunking=s.chunking, dense=s.dense, keep_versions=1, progress=sys.stderr.isatty())
+    suggester = Suggester(load_index(eval_dir, embedder, dense=s.dense, hybrid=s.hybrid), s.suggest)
+    report = run_conversations(suggester, rows, names)
+    records = report.pop("records")
+    report["model"] = embedder.model_id
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    with open(out / "records.jsonl", "w", encoding="utf-8") as f:
+        for variant, rows_ in records.items():
+            for r in rows_:
+                f.write(json.dumps({"variant": variant, **r}, ensure_ascii=False) + "\n")
+    cols = ["answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall", "escalation_precision", "escalation_recall", "abstain_rate_in_scope", "latency_ms_p50"]
+    typer.echo(f"{report['n_conversations']} conversations, model {embedder.model_id}")
+    typer.echo(f"{'variant':10} " + " ".join(f"{c.replace('answer_', 'ans_').replace('template_', 'tpl_'):>13}" for c in cols))
+    for name, m in report["variants"].items():
+        typer.echo(f"{name:10} " + " ".join(f"{m[c]:>13.3f}" for c in cols))
+    typer.echo(f"report: {out / 'report.json'}")
+
+
 @eval_app.command("retrieval")
 @handle_errors
 def eval_retrieval(

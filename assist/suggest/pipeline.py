@@ -1,5 +1,6 @@
 """Suggester.suggest(conversation) -> intent, emotion, ranked answers and filled templates (DESIGN §4)."""
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -24,6 +25,7 @@ class Suggestion:
     templates: list[RenderedTemplate]
     query: Query
     abstained: bool
+    top_similarity: float | None  # best dense similarity of any article section: how sure retrieval is
     index_version: str
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -39,6 +41,7 @@ class Suggestion:
             "answers": [{**asdict(a), "heading_path": list(a.heading_path), "matched_terms": list(a.matched_terms)} for a in self.answers],
             "templates": [{**asdict(t), "missing_variables": list(t.missing_variables)} for t in self.templates],
             "abstained": self.abstained,
+            "top_similarity": None if self.top_similarity is None else round(self.top_similarity, 4),
             "query": self.query.text,
             "index_version": self.index_version,
             "timings_ms": self.timings_ms,
@@ -74,6 +77,12 @@ class Suggester:
             temperature=settings.intent_temperature, keyword_bonus=settings.intent_keyword_bonus,
         )
 
+    def with_settings(self, **update) -> "Suggester":
+        """A copy with some settings changed (evals switch pieces off); the intent model is shared."""
+        other = copy.copy(self)
+        other.settings = self.settings.model_copy(update=update)
+        return other
+
     def suggest(self, conversation: list, customer: dict | None = None, top_k: int | None = None,
                 mode: str = "hybrid", last_turn_only: bool = False) -> Suggestion:
         """Suggestions for the conversation so far. `mode` and `last_turn_only` exist for evals."""
@@ -101,9 +110,10 @@ class Suggester:
         lap("emotion")
 
         answers: list[Answer] = []
-        abstained = True
+        abstained, top_similarity = True, None
         if query.text:
             hits = self.index.search(query.text, k=max(4 * top_k, 20), mode=mode, kind="article", query_vector=qvec)
+            top_similarity = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
             abstained = should_abstain(hits, intent.name == "out_of_scope", s.abstain_min_dense, s.abstain_min_dense_oos)
             if not abstained:
                 terms = self.index.lexical.query_terms(query.text)
@@ -113,7 +123,7 @@ class Suggester:
         templates = self._templates(query, qvec, intent, customer, customer_texts, mode) if query.text else []
         lap("templates")
         timings["total"] = round(sum(timings.values()), 3)
-        return Suggestion(intent, emotion, answers, templates, query, abstained, self.index.version, timings)
+        return Suggestion(intent, emotion, answers, templates, query, abstained, top_similarity, self.index.version, timings)
 
     def _templates(self, query: Query, qvec, intent: IntentResult, customer: dict, customer_texts: list[str], mode: str) -> list[RenderedTemplate]:
         n = self.settings.templates

@@ -1,5 +1,6 @@
 """Answer ranking: intent boost, one hit per article, abstain threshold, matched terms and snippets."""
 
+import re
 from dataclasses import dataclass
 
 from assist.index.store import Hit
@@ -37,9 +38,12 @@ def matched_terms(terms: list[str], text: str) -> tuple[str, ...]:
     return tuple(t for t in terms if t in lowered)
 
 
+_MARKUP = re.compile(r"\*\*|__|`+|^#+\s|^\s*[-*]\s|^\s*\|", re.MULTILINE)
+
+
 def snippet(text: str, terms: tuple[str, ...], width: int = 120) -> str:
     """A window of the section around the first matched term (the section start when none match)."""
-    flat = " ".join(text.split())
+    flat = " ".join(_MARKUP.sub("", text).split())
     if len(flat) <= width:
         return flat
     lowered = flat.lower()
