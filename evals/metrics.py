@@ -47,6 +47,11 @@ def ndcg(ranked: list[str], relevant, k: int) -> float:
     return dcg / idcg if idcg else 0.0
 
 
+def ranking(scores: Mapping[str, float]) -> list[str]:
+    """Ids by descending score; ties broken by descending id, as trec_eval does."""
+    return [doc for doc, _ in sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)]
+
+
 METRICS = {"hit": hit_rate, "mrr": reciprocal_rank, "recall": recall, "ndcg": ndcg}
 
 
