@@ -286,6 +286,53 @@ def eval_run(
     typer.echo(f"report: {out / 'report.json'}")
 
 
+@eval_app.command("intents")
+@handle_errors
+def eval_intents(
+    train: Annotated[Path, typer.Option("--train", exists=True, dir_okay=False, help="labelled utterances {text, intent, is_oos}")],
+    test: Annotated[Path, typer.Option("--test", exists=True, dir_okay=False)],
+    val: Annotated[Optional[Path], typer.Option("--val", exists=True, dir_okay=False, help="tune the out-of-scope threshold here")] = None,
+    out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-out"),
+) -> None:
+    """Intent detection on an external set (e.g. clinc150, banking77): accuracy, macro-F1, out-of-scope P/R."""
+    from assist.suggest.intent import IntentDetector
+    from evals.harness import _predict_intents, intents_from_rows, read_jsonl, run_intents, tune_oos_threshold
+
+    s = get_settings()
+    embedder = make_embedder(s)
+    detector = IntentDetector(intents_from_rows(read_jsonl(train)), embedder, keyword_bonus=0.0)
+    threshold = s.suggest.intent_oos_threshold
+    if val:
+        rows = read_jsonl(val)
+        preds = _predict_intents(detector, [r["text"] for r in rows])
+        threshold = tune_oos_threshold(preds, ["oos" if r.get("is_oos") else r["intent"] for r in rows])
+    report = run_intents(detector, read_jsonl(test), threshold)
+    report["model"] = embedder.model_id
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    typer.echo(json.dumps(report, ensure_ascii=False))
+
+
+@eval_app.command("compare")
+@handle_errors
+def eval_compare(
+    baseline: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="report.json before the change")],
+    candidate: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="report.json after the change")],
+    max_drop: Annotated[float, typer.Option("--max-drop", min=0.0, help="largest allowed drop of a quality metric")] = 0.02,
+) -> None:
+    """Diff two eval reports; exit 1 when any quality metric drops by more than --max-drop."""
+    from evals.report import compare_reports
+
+    rows, failed = compare_reports(json.loads(baseline.read_text(encoding="utf-8")), json.loads(candidate.read_text(encoding="utf-8")), max_drop)
+    typer.echo(f"{'metric':45} {'before':>8} {'after':>8} {'change':>8}")
+    for name, before, after, bad in rows:
+        typer.echo(f"{name:45} {before:>8.3f} {after:>8.3f} {after - before:>+8.3f}{'  REGRESSION' if bad else ''}")
+    if failed:
+        typer.echo(f"{failed} metric(s) dropped by more than {max_drop}", err=True)
+        raise typer.Exit(1)
+    typer.echo("no regression")
+
+
 @eval_app.command("retrieval")
 @handle_errors
 def eval_retrieval(

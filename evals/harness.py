@@ -182,3 +182,55 @@ def run_conversations(suggester, rows: list[dict], variants=CONVERSATION_VARIANT
     ]
     report["records"] = records_by_variant
     return report
+
+
+# --- external intent sets --------------------------------------------------------------------------
+
+
+def intents_from_rows(rows: list[dict]):
+    """Intent definitions from labelled utterances ({text, intent}); `oos` rows are not an intent."""
+    from assist.kb import Intent
+
+    by_name: dict[str, list[str]] = {}
+    for r in rows:
+        if r["intent"] != "oos" and not r.get("is_oos"):
+            by_name.setdefault(r["intent"], []).append(r["text"])
+    return [Intent(name=n, label=n, examples=tuple(ex)) for n, ex in sorted(by_name.items())]
+
+
+def _predict_intents(detector, texts: list[str], batch: int = 128) -> list[tuple[str, float]]:
+    out = []
+    for i in range(0, len(texts), batch):
+        vecs = detector.embedder.encode_queries(texts[i : i + batch])
+        for text, vec in zip(texts[i : i + batch], vecs):
+            scores = detector.scores(text, vec)
+            best = int(np.argmax(scores))
+            out.append((detector.intents[best].name, float(scores[best])))
+    return out
+
+
+def tune_oos_threshold(predictions: list[tuple[str, float]], gold: list[str]) -> float:
+    """The threshold that maximises accuracy (out-of-scope included) on a validation set."""
+    candidates = sorted({round(s, 3) for _, s in predictions})
+    best_t, best_acc = 0.0, -1.0
+    for t in candidates[:: max(1, len(candidates) // 400)]:
+        acc = sum((p if s >= t else "oos") == g for (p, s), g in zip(predictions, gold))
+        if acc > best_acc:
+            best_t, best_acc = t, acc
+    return best_t
+
+
+def run_intents(detector, test_rows: list[dict], threshold: float) -> dict:
+    gold = ["oos" if r.get("is_oos") else r["intent"] for r in test_rows]
+    preds = [p if s >= threshold else "oos" for p, s in _predict_intents(detector, [r["text"] for r in test_rows])]
+    oos = _prf([(g == "oos", p == "oos") for g, p in zip(gold, preds)])
+    scoped = [(g, p) for g, p in zip(gold, preds) if g != "oos"]
+    return {
+        "accuracy": round(sum(g == p for g, p in zip(gold, preds)) / len(gold), 4),
+        "in_scope_accuracy": round(sum(g == p for g, p in scoped) / len(scoped), 4) if scoped else None,
+        "macro_f1": round(macro_f1(gold, preds), 4),
+        "oos_precision": round(oos["precision"], 4),
+        "oos_recall": round(oos["recall"], 4),
+        "threshold": threshold,
+        "n": len(gold),
+    }
