@@ -274,6 +274,10 @@ def eval_run(
     report["model"] = embedder.model_id
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    from evals.report import render_html
+
+    titles = {a["id"]: a["title"] for a in suggester.index.kb["articles"]}
+    (out / "report.html").write_text(render_html(report, records, titles), encoding="utf-8")
     with open(out / "records.jsonl", "w", encoding="utf-8") as f:
         for variant, rows_ in records.items():
             for r in rows_:
@@ -283,7 +287,7 @@ def eval_run(
     typer.echo(f"{'variant':10} " + " ".join(f"{c.replace('answer_', 'ans_').replace('template_', 'tpl_'):>13}" for c in cols))
     for name, m in report["variants"].items():
         typer.echo(f"{name:10} " + " ".join(f"{m[c]:>13.3f}" for c in cols))
-    typer.echo(f"report: {out / 'report.json'}")
+    typer.echo(f"report: {out / 'report.json'}, {out / 'report.html'}")
 
 
 @eval_app.command("intents")

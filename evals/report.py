@@ -1,5 +1,7 @@
 """Report comparison (the CI gate) and the HTML report."""
 
+import html
+
 # Lower is better for these; every other numeric metric is higher-is-better.
 LOWER_IS_BETTER = ("latency", "abstain_rate_in_scope")
 # Latency depends on the machine: shown, never gated.
@@ -30,3 +32,107 @@ def compare_reports(before: dict, after: dict, max_drop: float) -> tuple[list[tu
         failed += bad
         rows.append((name, a[name], b[name], bad))
     return rows, failed
+
+
+# --- HTML report -----------------------------------------------------------------------------------
+
+COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"]
+
+
+def _svg_lines(series: dict[str, list[float]], xs: list[int], title: str, w: int = 420, h: int = 240) -> str:
+    pad = 40
+    def x(i):
+        return pad + (w - 2 * pad) * (i / max(1, len(xs) - 1))
+    def y(v):
+        return h - pad - (h - 2 * pad) * v
+    parts = [f'<svg width="{w}" height="{h}" role="img"><title>{html.escape(title)}</title>',
+             f'<text x="{pad}" y="18" font-size="13">{html.escape(title)}</text>']
+    for t in (0, 0.25, 0.5, 0.75, 1):
+        parts.append(f'<line x1="{pad}" x2="{w - pad}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>'
+                     f'<text x="4" y="{y(t) + 4:.1f}" font-size="10">{t:.2f}</text>')
+    for i, k in enumerate(xs):
+        parts.append(f'<text x="{x(i) - 8:.1f}" y="{h - pad + 16}" font-size="10">@{k}</text>')
+    for n, (name, vals) in enumerate(series.items()):
+        color = COLORS[n % len(COLORS)]
+        pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vals))
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
+        parts.append(f'<text x="{w - pad + 4}" y="{y(vals[-1]) + 4:.1f}" font-size="10" fill="{color}">{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _svg_bars(rows: list[tuple[str, float]], title: str, w: int = 520) -> str:
+    bar, gap, left = 14, 4, 170
+    h = 30 + len(rows) * (bar + gap)
+    parts = [f'<svg width="{w}" height="{h}" role="img"><title>{html.escape(title)}</title>',
+             f'<text x="4" y="16" font-size="13">{html.escape(title)}</text>']
+    for i, (name, v) in enumerate(rows):
+        top = 26 + i * (bar + gap)
+        width = (w - left - 50) * max(0.0, min(1.0, v))
+        color = "#16a34a" if v >= 0.8 else "#ea580c" if v >= 0.5 else "#dc2626"
+        parts.append(f'<text x="4" y="{top + 11}" font-size="11">{html.escape(name)}</text>'
+                     f'<rect x="{left}" y="{top}" width="{width:.1f}" height="{bar}" fill="{color}"/>'
+                     f'<text x="{left + width + 4:.1f}" y="{top + 11}" font-size="10">{v:.2f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _svg_histogram(values: list[float], title: str, w: int = 420, h: int = 200, bins: int = 20) -> str:
+    if not values:
+        return ""
+    hi = max(values) or 1.0
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int(v / hi * bins))] += 1
+    top = max(counts) or 1
+    bw = (w - 50) / bins
+    parts = [f'<svg width="{w}" height="{h}" role="img"><title>{html.escape(title)}</title>',
+             f'<text x="4" y="16" font-size="13">{html.escape(title)}</text>']
+    for i, c in enumerate(counts):
+        bh = (h - 50) * c / top
+        parts.append(f'<rect x="{30 + i * bw:.1f}" y="{h - 25 - bh:.1f}" width="{bw - 1:.1f}" height="{bh:.1f}" fill="#2563eb"/>')
+    parts.append(f'<text x="30" y="{h - 8}" font-size="10">0 ms</text><text x="{w - 70}" y="{h - 8}" font-size="10">{hi:.1f} ms</text></svg>')
+    return "".join(parts)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(f'{c:.3f}' if isinstance(c, float) else str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(report: dict, records: dict[str, list[dict]], titles: dict[str, str] | None = None) -> str:
+    """A self-contained page (inline SVG, no scripts or downloads) for KB editors and QA."""
+    titles = titles or {}
+    variants = report.get("variants", {})
+    metric_names = sorted({k for m in variants.values() for k in m})
+    parts = [
+        "<!doctype html><html lang='zh'><head><meta charset='utf-8'><title>assist eval report</title>",
+        "<style>body{font-family:'Noto Sans CJK SC','WenQuanYi Micro Hei',system-ui,sans-serif;margin:24px;color:#111}"
+        "table{border-collapse:collapse;margin:8px 0 24px}td,th{border:1px solid #ddd;padding:4px 8px;font-size:13px;text-align:left}"
+        "th{background:#f5f5f5}.plots{display:flex;flex-wrap:wrap;gap:24px}</style></head><body>",
+        f"<h1>assist eval report</h1><p>{report.get('n_conversations', report.get('n_queries', ''))} queries · "
+        f"index {html.escape(str(report.get('index_version', '')))} · model {html.escape(str(report.get('model', '')))}</p>",
+        "<h2>Metrics per variant</h2>",
+        _table(["metric", *variants], [[m, *[variants[v].get(m, "") for v in variants]] for m in metric_names]),
+        "<div class='plots'>",
+    ]
+    ks = [1, 3, 5]
+    curves = {v: [m.get(f"answer_hit@{k}", m.get(f"hit@{k}", 0.0)) for k in ks] for v, m in variants.items()}
+    parts.append(_svg_lines(curves, ks, "answer hit@k per variant"))
+    per_intent = report.get("per_intent") or {}
+    if per_intent:
+        parts.append(_svg_bars([(n, v["intent_accuracy"]) for n, v in per_intent.items()], "intent accuracy per intent (full)"))
+        parts.append(_svg_bars([(n, v["answer_hit@3"]) for n, v in per_intent.items() if v["answer_hit@3"] is not None], "answer hit@3 per intent (full)"))
+    main = records.get("full") or next(iter(records.values()), [])
+    parts.append(_svg_histogram([r["latency_ms"] for r in main], "suggest latency (full pipeline)"))
+    parts.append("</div>")
+    misses = report.get("misses") or []
+    if misses:
+        parts.append(f"<h2>Misses: gold article not in the top 3 ({len(misses)})</h2>")
+        rows = [[m["id"], m["query"], f"{m['gold_intent']} → {m['intent']}",
+                 "、".join(titles.get(a, a) for a in m["relevant"]),
+                 "（不回答）" if m["abstained"] else "、".join(titles.get(a, a) for a in m["answers"][:3])] for m in misses]
+        parts.append(_table(["id", "query", "intent gold → got", "should have found", "returned instead"], rows))
+    parts.append("</body></html>")
+    return "".join(parts)
