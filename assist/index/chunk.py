@@ -32,7 +32,7 @@ class Chunk:
     @property
     def embed_text(self) -> str:
         """What the encoder and BM25 see: the heading path gives a short section its context."""
-        return f"{self.path_text}\n{self.text}"
+        return f"{self.path_text}\n{self.text}" if self.heading_path else self.text
 
 
 @dataclass(frozen=True)

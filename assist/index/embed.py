@@ -14,12 +14,14 @@ from typing import Protocol
 
 import numpy as np
 
+from assist.errors import ModelError
+
 from assist.index.model import DEFAULT_MODEL_NAME, MANIFEST, ONNX_FP32, ONNX_INT8, model_is_installed, resolve_model
 
 BACKENDS = ("onnx-int8", "onnx", "torch", "hashing")
 
 
-class EmbedderError(Exception): """The embedder cannot be created (unknown backend, model not installed, ...)."""
+class EmbedderError(ModelError): """The embedder cannot be created (unknown backend, model not installed, ...)."""
 
 
 class Embedder(Protocol):

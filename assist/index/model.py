@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from assist.errors import ModelError
+
 DEFAULT_MODEL_NAME = "intfloat/multilingual-e5-small"
 MODEL_DIRNAME = "multilingual-e5-small"
 MANIFEST = "assist-model.json"
@@ -45,7 +47,7 @@ PROMPTS = {"query": "query: ", "passage": "passage: "}
 MAX_SEQ_LENGTH = 512
 
 
-class ModelInstallError(Exception): """The default model cannot be installed (missing package, bad checksum, bad image)."""
+class ModelInstallError(ModelError): """The default model cannot be installed (missing package, bad checksum, bad image)."""
 
 
 def model_dir(models_dir: Path) -> Path:

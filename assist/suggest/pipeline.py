@@ -104,22 +104,20 @@ class Suggester:
         lap("query")
         qvec = self.index.embedder.encode_queries([query.text])[0] if query.text and mode != "bm25" else None
         lap("encode")
-        intent = self.detector.detect(query.text, qvec) if qvec is not None else self.detector.detect(query.text)
+        hits = self.index.search(query.text, k=max(4 * top_k, 20), mode=mode, kind="article", query_vector=qvec) if query.text else []
+        lap("retrieve")
+        evidence = self.detector.evidence(hits) if qvec is not None else None
+        intent = self.detector.detect(query.text, qvec, evidence=evidence)
         lap("intent")
         emotion = detect_emotion(customer_texts, intent.name in self._escalating, s.escalate_level)
         lap("emotion")
-
+        top_similarity = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
+        abstained = not hits or should_abstain(hits, intent.name == "out_of_scope", s.abstain_min_dense, s.abstain_min_dense_oos)
         answers: list[Answer] = []
-        abstained, top_similarity = True, None
-        if query.text:
-            hits = self.index.search(query.text, k=max(4 * top_k, 20), mode=mode, kind="article", query_vector=qvec)
-            top_similarity = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
-            abstained = should_abstain(hits, intent.name == "out_of_scope", s.abstain_min_dense, s.abstain_min_dense_oos)
-            if not abstained:
-                terms = self.index.lexical.query_terms(query.text)
-                ranked = best_per_article(boosted(hits, intent.name, intent.confidence, s.intent_boost))
-                answers = to_answers(ranked, terms, top_k)
-        lap("retrieve")
+        if not abstained:
+            terms = self.index.lexical.query_terms(query.text)
+            answers = to_answers(best_per_article(boosted(hits, intent.name, intent.confidence, s.intent_boost)), terms, top_k)
+        lap("rank")
         templates = self._templates(query, qvec, intent, customer, customer_texts, mode) if query.text else []
         lap("templates")
         timings["total"] = round(sum(timings.values()), 3)

@@ -1,0 +1,61 @@
+"""Grid over the suggest pipeline's knobs on labelled conversations (prints a table; changes nothing).
+
+    python bench/tune_suggest.py [--dataset evals/queries.jsonl] [--index-dir .assist/eval-indexes/kb]
+
+Query vectors are memoised, so each grid point costs only retrieval and ranking.
+"""
+
+import argparse
+import functools
+import itertools
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from assist.config import get_settings  # noqa: E402
+from assist.index.embed import make_embedder  # noqa: E402
+from assist.index.store import load_index  # noqa: E402
+from assist.suggest.pipeline import Suggester  # noqa: E402
+from evals.harness import replay, score_records  # noqa: E402
+
+
+class Memo:
+    def __init__(self, inner):
+        self.inner, self.model_id, self.dim = inner, inner.model_id, inner.dim
+        self.encode_passages = inner.encode_passages
+
+    @functools.lru_cache(maxsize=None)
+    def _one(self, text):
+        return self.inner.encode_queries([text])[0]
+
+    def encode_queries(self, texts):
+        import numpy as np
+
+        return np.stack([self._one(t) for t in texts])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", default="evals/queries.jsonl")
+    ap.add_argument("--index-dir", default=".assist/eval-indexes/kb")
+    args = ap.parse_args()
+    s = get_settings()
+    emb = Memo(make_embedder(s.embedding.model, backend=s.embedding.backend, models_dir=s.models_dir))
+    index = load_index(Path(args.index_dir), emb, dense=s.dense, hybrid=s.hybrid)
+    base = Suggester(index, s.suggest)
+    rows = [json.loads(line) for line in open(args.dataset, encoding="utf-8") if line.strip()]
+    cols = ["answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall", "abstain_rate_in_scope", "abstain_rate_oos"]
+    print("bm25_w boost oos_t ab_in ab_oos " + " ".join(f"{c[-14:]:>14}" for c in cols))
+    grid = itertools.product([0.0, 0.05], [0.1, 0.2, 0.3, 0.5], [0.88], [0.78, 0.82, 0.85], [0.86, 0.88, 0.9])
+    for w, boost, oos, ab_in, ab_oos in grid:
+        index.hybrid = s.hybrid.model_copy(update={"bm25_weight": w})
+        sug = base.with_settings(intent_boost=boost, abstain_min_dense=ab_in, abstain_min_dense_oos=ab_oos)
+        sug.detector.oos_threshold = oos
+        m = score_records(replay(sug, rows, "full"))
+        print(f"{w:6} {boost:5} {oos:5} {ab_in:5} {ab_oos:5}  " + " ".join(f"{m[c]:>14.3f}" for c in cols), flush=True)
+
+
+if __name__ == "__main__":
+    main()
