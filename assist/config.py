@@ -36,23 +36,23 @@ class DenseSettings(BaseModel):
 
 
 class HybridSettings(BaseModel):
-    method: Literal["linear", "rrf"] = Field("linear", description="how dense and BM25 scores are fused")
+    method: Literal["z", "linear", "rrf"] = Field("z", description="how dense and BM25 scores are fused (see README)")
     dense_weight: float = Field(1.0, ge=0)
-    bm25_weight: float = Field(0.3, ge=0, description="linear: weight of max-normalised BM25; rrf: weight of its ranks")
+    bm25_weight: float = Field(0.1, ge=0, description="z: weight of z-scored BM25; linear: of max-normalised BM25; rrf: of its ranks")
     rrf_k: int = Field(60, ge=1)
-    candidates: int = Field(50, ge=1, description="candidates taken from each retriever before fusion")
+    candidates: int = Field(100, ge=1, description="candidates taken from each retriever before fusion")
 
 
 class SuggestSettings(BaseModel):
     answers: int = Field(3, ge=1, le=20, description="answers returned by default")
     templates: int = Field(3, ge=0, le=20, description="templates returned by default")
     max_context_turns: int = Field(2, ge=0, description="earlier customer turns folded into a dependent follow-up")
-    intent_oos_threshold: float = Field(0.84, description="best intent similarity below this -> out_of_scope")
+    intent_oos_threshold: float = Field(0.88, description="best intent similarity below this -> out_of_scope")
     intent_temperature: float = Field(0.02, gt=0)
     intent_keyword_bonus: float = Field(0.02, ge=0)
-    intent_boost: float = Field(0.1, ge=0, description="score added (x confidence) to chunks of the detected intent")
-    abstain_min_dense: float = Field(0.78, description="no answers when the best dense similarity is below this")
-    abstain_min_dense_oos: float = Field(0.86, description="the same bar when the intent is out_of_scope")
+    intent_boost: float = Field(0.2, ge=0, description="score added (x confidence) to chunks of the detected intent")
+    abstain_min_dense: float = Field(0.80, description="no answers when the best dense similarity is below this")
+    abstain_min_dense_oos: float = Field(0.88, description="the same bar when the intent is out_of_scope")
     escalate_level: int = Field(2, ge=1, le=3, description="emotion level that raises escalate")
 
 
@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     hybrid: HybridSettings = HybridSettings()
     suggest: SuggestSettings = SuggestSettings()
     keep_versions: int = Field(5, ge=1, description="index versions kept on disk (CURRENT is always kept)")
+    # The API service (`assist serve`). Keys are a comma-separated str: pydantic-settings would parse a list as JSON.
+    api_keys: str = Field("", repr=False, description="comma-separated API keys accepted in X-API-Key")
+    admin_token: str = Field("", repr=False, description="bearer token for the admin endpoints")
+    feedback_db: Path = Field(Path(".assist/feedback.db"), description="SQLite file of agent feedback")
+    dev_mode: bool = Field(False, description="development only: also accept the key dev-key and the admin token dev-admin")
+    max_body_bytes: int = Field(65536, ge=1024, description="largest request body accepted (413 above)")
+    max_turns: int = Field(50, ge=1, description="most turns in one conversation (422 above)")
+    max_turn_chars: int = Field(2000, ge=1, description="most characters in one turn (422 above)")
 
 
 @lru_cache

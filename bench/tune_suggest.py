@@ -48,7 +48,7 @@ def main():
     rows = [json.loads(line) for line in open(args.dataset, encoding="utf-8") if line.strip()]
     cols = ["answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall", "abstain_rate_in_scope", "abstain_rate_oos"]
     print("bm25_w boost oos_t ab_in ab_oos " + " ".join(f"{c[-14:]:>14}" for c in cols))
-    grid = itertools.product([0.0, 0.05], [0.1, 0.2, 0.3, 0.5], [0.88], [0.78, 0.82, 0.85], [0.86, 0.88, 0.9])
+    grid = itertools.product([s.hybrid.bm25_weight], [0.0, 0.1, 0.2, 0.3, 0.5], [0.87, 0.88], [0.8], [0.86, 0.88])
     for w, boost, oos, ab_in, ab_oos in grid:
         index.hybrid = s.hybrid.model_copy(update={"bm25_weight": w})
         sug = base.with_settings(intent_boost=boost, abstain_min_dense=ab_in, abstain_min_dense_oos=ab_oos)

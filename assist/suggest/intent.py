@@ -37,7 +37,7 @@ class IntentDetector:
     the scores at `temperature`, damped when the best score is near the out-of-scope threshold.
     """
 
-    def __init__(self, intents: list[Intent], embedder, *, oos_threshold: float = 0.84, temperature: float = 0.02,
+    def __init__(self, intents: list[Intent], embedder, *, oos_threshold: float = 0.88, temperature: float = 0.02,
                  keyword_bonus: float = 0.02, batch_size: int = 256):
         self.intents = [i for i in intents if i.examples]
         self.embedder = embedder
