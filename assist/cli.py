@@ -304,8 +304,11 @@ def eval_intents(
 
     s = get_settings()
     embedder = make_embedder(s)
-    detector = IntentDetector(intents_from_rows(read_jsonl(train)), embedder, keyword_bonus=0.0)
+    train_rows = read_jsonl(train)
+    detector = IntentDetector(intents_from_rows(train_rows), embedder, keyword_bonus=0.0)
     threshold = s.suggest.intent_oos_threshold
+    if not any(r.get("is_oos") or r["intent"] == "oos" for r in train_rows) and not val:
+        threshold = -1.0  # a closed set (e.g. banking77): never answer out_of_scope
     if val:
         rows = read_jsonl(val)
         preds = _predict_intents(detector, [r["text"] for r in rows])
@@ -374,3 +377,39 @@ def eval_retrieval(
     for name, m in report["variants"].items():
         typer.echo(f"{name:8} " + " ".join(f"{m[c]:>14.3f}" for c in cols))
     typer.echo(f"report: {out / 'report.json'}")
+
+
+# --- serve -----------------------------------------------------------------------------------------
+
+
+@app.command("serve")
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind; keep 127.0.0.1 unless a proxy fronts it")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="processes, each loading the model and the index")] = 1,
+    dev: Annotated[bool, typer.Option("--dev", help="development mode: accept the key dev-key and the admin token dev-admin")] = False,
+    access_log: Annotated[bool, typer.Option(help="log one line per request")] = True,
+) -> None:
+    """Run the HTTP API (and the sidebar at /) with uvicorn."""
+    import os
+
+    import uvicorn
+
+    from api.auth import DEV_ADMIN_TOKEN, DEV_API_KEY, credentials_from_settings
+
+    if dev:
+        os.environ["ASSIST_DEV_MODE"] = "1"  # the env, not an argument: worker processes read their own settings
+        get_settings.cache_clear()
+    settings = get_settings()
+    credentials_from_settings(settings)  # refuse a configuration without keys here, with a clear message
+    if settings.dev_mode:
+        typer.echo(
+            f"\nDEVELOPMENT MODE (never in production)\n  API key:     X-API-Key: {DEV_API_KEY}\n"
+            f"  admin token: Authorization: Bearer {DEV_ADMIN_TOKEN}\n  docs:        http://{host}:{port}/docs\n",
+            err=True,
+        )
+    uvicorn.run(
+        "api.main:create_app", factory=True, host=host, port=port, workers=workers,
+        log_level=settings.log_level.lower(), access_log=access_log, timeout_graceful_shutdown=10,
+    )
