@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from assist.config import ChunkSettings
+from assist.config import ChunkSettings, get_settings
 from assist.index.embed import HashingEmbedder
 from assist.index.store import build_index, load_index
 
@@ -32,3 +32,25 @@ def tiny_index(tmp_path_factory, embedder):
     index_dir = tmp_path_factory.mktemp("index")
     build_index(TINY_KB, index_dir, embedder, chunking=CHUNKING)
     return load_index(index_dir, embedder)
+
+
+# The hashing fake gives lower cosines than a real model: thresholds scaled to it.
+FAKE_ENV = {
+    "ASSIST_EMBEDDING__BACKEND": "hashing",
+    "ASSIST_CHUNKING__SIZE": str(CHUNKING.size),
+    "ASSIST_CHUNKING__OVERLAP": str(CHUNKING.overlap),
+    "ASSIST_SUGGEST__INTENT_OOS_THRESHOLD": "0.25",
+    "ASSIST_SUGGEST__ABSTAIN_MIN_DENSE": "0.15",
+    "ASSIST_SUGGEST__ABSTAIN_MIN_DENSE_OOS": "0.3",
+}
+
+
+@pytest.fixture
+def fake_env(monkeypatch, tmp_path):
+    """Settings for CLI tests: the fake embedder, its thresholds, an index folder in tmp_path."""
+    for key, value in FAKE_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ASSIST_INDEX_DIR", str(tmp_path / "idx"))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()

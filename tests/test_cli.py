@@ -4,20 +4,14 @@ import pytest
 from typer.testing import CliRunner
 
 from assist.cli import app
-from assist.config import get_settings
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path, kb_copy):
-    monkeypatch.setenv("ASSIST_INDEX_DIR", str(tmp_path / "idx"))
+def env(fake_env, monkeypatch, kb_copy):
     monkeypatch.setenv("ASSIST_KB_DIR", str(kb_copy))
-    monkeypatch.setenv("ASSIST_EMBEDDING__BACKEND", "hashing")
-    monkeypatch.setenv("ASSIST_CHUNKING__SIZE", "120")
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
+    return fake_env
 
 
 def test_build_list_search_rollback_through_the_cli(env):

@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assist.cli import app
-from assist.config import SuggestSettings, get_settings
+from assist.config import SuggestSettings
 from assist.errors import AssistError
 from assist.kb import load_kb
 from assist.suggest.emotion import detect_emotion
@@ -198,16 +198,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cli_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("ASSIST_INDEX_DIR", str(tmp_path / "idx"))
+def cli_env(fake_env, monkeypatch):
     monkeypatch.setenv("ASSIST_KB_DIR", str(TINY_KB))
-    monkeypatch.setenv("ASSIST_EMBEDDING__BACKEND", "hashing")
-    monkeypatch.setenv("ASSIST_SUGGEST__INTENT_OOS_THRESHOLD", "0.25")
-    monkeypatch.setenv("ASSIST_SUGGEST__ABSTAIN_MIN_DENSE", "0.15")
-    get_settings.cache_clear()
     assert runner.invoke(app, ["index", "build"]).exit_code == 0
-    yield
-    get_settings.cache_clear()
 
 
 def test_cli_suggest_json_from_stdin(cli_env):
