@@ -1,5 +1,6 @@
 """Intent detection: nearest intent examples (dense) plus keyword evidence, calibrated, with out-of-scope."""
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -7,6 +8,14 @@ import numpy as np
 from assist.kb import OUT_OF_SCOPE, Intent
 
 OUT_OF_SCOPE_LABEL = "无关问题"
+_LATIN = re.compile(r"[A-Za-z]")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def is_latin(text: str) -> bool:
+    """Mostly Latin letters: multilingual encoders score such queries lower against Chinese text."""
+    latin, cjk = len(_LATIN.findall(text)), len(_CJK.findall(text))
+    return latin > 0 and latin >= 4 * cjk
 
 
 @dataclass(frozen=True)
@@ -38,12 +47,13 @@ class IntentDetector:
     """
 
     def __init__(self, intents: list[Intent], embedder, *, oos_threshold: float = 0.88, temperature: float = 0.02,
-                 keyword_bonus: float = 0.02, batch_size: int = 256):
+                 keyword_bonus: float = 0.02, latin_offset: float = 0.0, batch_size: int = 256):
         self.intents = [i for i in intents if i.examples]
         self.embedder = embedder
         self.oos_threshold = oos_threshold
         self.temperature = temperature
         self.keyword_bonus = keyword_bonus
+        self.latin_offset = latin_offset
         texts = [e for intent in self.intents for e in intent.examples]
         # grid[i] = example rows of intent i, padded with the index of a -inf cell
         width = max((len(i.examples) for i in self.intents), default=1)
@@ -90,16 +100,17 @@ class IntentDetector:
         s = self.scores(text, query_vector)
         if evidence is not None:
             s = (s + evidence) / 2
+        threshold = self.oos_threshold - (self.latin_offset if is_latin(text) else 0.0)
         z = np.exp((s - s.max()) / self.temperature)
         p = z / z.sum()
         order = np.argsort(-s, kind="stable")[: top + 1]
         best = int(order[0])
         # Near the threshold the model is unsure whether the request is in scope at all.
-        gate = 1.0 / (1.0 + np.exp(-(s[best] - self.oos_threshold) / 0.01))
+        gate = 1.0 / (1.0 + np.exp(-(s[best] - threshold) / 0.01))
         alternatives = tuple(
             IntentScore(self.intents[i].name, self.intents[i].label, round(float(p[i] * gate), 4)) for i in order
         )
-        if s[best] < self.oos_threshold:
+        if s[best] < threshold:
             return IntentResult(OUT_OF_SCOPE, OUT_OF_SCOPE_LABEL, round(float(1 - gate), 4), alternatives[:top], False, float(s[best]))
         chosen = self.intents[best]
         return IntentResult(chosen.name, chosen.label, alternatives[0].confidence, alternatives[1 : top + 1], chosen.escalate, float(s[best]))

@@ -9,7 +9,7 @@ from assist.errors import AssistError
 from assist.index.store import Index
 from assist.kb import Intent
 from assist.suggest.emotion import Emotion, detect_emotion
-from assist.suggest.intent import IntentDetector, IntentResult
+from assist.suggest.intent import IntentDetector, IntentResult, is_latin
 from assist.suggest.query import ROLES, Query, Turn, build_query, last_turn_query
 from assist.suggest.rank import Answer, best_per_article, boosted, should_abstain, to_answers
 from assist.suggest.templates import RenderedTemplate, extract_entities, render
@@ -75,6 +75,7 @@ class Suggester:
         self.detector = IntentDetector(
             self.intents, index.embedder, oos_threshold=settings.intent_oos_threshold,
             temperature=settings.intent_temperature, keyword_bonus=settings.intent_keyword_bonus,
+            latin_offset=settings.latin_offset,
         )
 
     def with_settings(self, **update) -> "Suggester":
@@ -112,7 +113,8 @@ class Suggester:
         emotion = detect_emotion(customer_texts, intent.name in self._escalating, s.escalate_level)
         lap("emotion")
         top_similarity = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
-        abstained = not hits or should_abstain(hits, intent.name == "out_of_scope", s.abstain_min_dense, s.abstain_min_dense_oos)
+        offset = s.latin_offset if is_latin(query.text) else 0.0
+        abstained = not hits or should_abstain(hits, intent.name == "out_of_scope", s.abstain_min_dense - offset, s.abstain_min_dense_oos - offset)
         answers: list[Answer] = []
         if not abstained:
             terms = self.index.lexical.query_terms(query.text)
