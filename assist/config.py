@@ -16,6 +16,9 @@ class EmbeddingSettings(BaseModel):
     backend: Literal["onnx-int8", "onnx", "torch", "hashing"] = Field(
         "onnx", description="encoder runtime; onnx/onnx-int8 need the installed default model"
     )
+    query_backend: Literal["same", "auto", "onnx-int8", "onnx", "torch"] = Field(
+        "same", description="runtime that encodes queries (same model): same = backend; auto = onnx-int8 when backend is onnx"
+    )
     threads: int = Field(1, ge=1, description="intra-op threads per process")
     batch_size: int = Field(32, ge=1)
 
@@ -54,6 +57,9 @@ class SuggestSettings(BaseModel):
     abstain_min_dense: float = Field(0.80, description="no answers when the best dense similarity is below this")
     abstain_min_dense_oos: float = Field(0.88, description="the same bar when the intent is out_of_scope")
     escalate_level: int = Field(2, ge=1, le=3, description="emotion level that raises escalate")
+    latin_offset: float = Field(
+        0.04, ge=0, description="thresholds lowered by this for mostly-Latin queries: English scores lower against a Chinese KB"
+    )
 
 
 class Settings(BaseSettings):
