@@ -120,14 +120,15 @@ class Suggester:
             terms = self.index.lexical.query_terms(query.text)
             answers = to_answers(best_per_article(boosted(hits, intent.name, intent.confidence, s.intent_boost)), terms, top_k)
         lap("rank")
-        templates = self._templates(query, qvec, intent, customer, customer_texts, mode) if query.text else []
+        templates = self._templates(query, qvec, intent, emotion, customer, customer_texts, mode) if query.text else []
         lap("templates")
         timings["total"] = round(sum(timings.values()), 3)
         return Suggestion(intent, emotion, answers, templates, query, abstained, top_similarity, self.index.version, timings)
 
-    def _templates(self, query: Query, qvec, intent: IntentResult, customer: dict, customer_texts: list[str], mode: str) -> list[RenderedTemplate]:
+    def _templates(self, query: Query, qvec, intent: IntentResult, emotion: Emotion, customer: dict,
+                   customer_texts: list[str], mode: str) -> list[RenderedTemplate]:
         n = self.settings.templates
-        if n == 0 or (intent.name == "out_of_scope" and not intent.alternatives):
+        if n == 0 or (intent.name == "out_of_scope" and not intent.alternatives and not emotion.escalate):
             return []
         hits = self.index.search(query.text, k=len(self.templates), mode=mode, kind="template", query_vector=qvec)
         vip = str(customer.get("tier", "")).lower() in VIP_TIERS
@@ -141,6 +142,11 @@ class Suggester:
             first = bool(vip and tier and intent.name in t["intents"])
             scored.append((first, score, t))
         scored.sort(key=lambda x: (not x[0], -x[1]))
+        if emotion.escalate:  # an upset customer first needs the apology / escalation reply
+            calming = next((x for x in scored if self._escalating & set(x[2]["intents"])), None)
+            if calming is not None:
+                scored.remove(calming)
+                scored.insert(0, calming)
         values = {**extract_entities(customer_texts), **{k: str(v) for k, v in customer.items() if v not in (None, "")}}
         if "name" in customer and "customer_name" not in values:
             values["customer_name"] = str(customer["name"])

@@ -34,8 +34,12 @@ def best_per_article(scored: list[tuple[Hit, float]]) -> list[tuple[Hit, float]]
 
 
 def matched_terms(terms: list[str], text: str) -> tuple[str, ...]:
+    """Query terms found in the text; single characters only when nothing longer matched
+    (highlighting every 退 or 付 would mark half a snippet)."""
     lowered = text.lower()
-    return tuple(t for t in terms if t in lowered)
+    found = [t for t in terms if t in lowered]
+    longer = [t for t in found if len(t) > 1]
+    return tuple(longer or found)
 
 
 _MARKUP = re.compile(r"\*\*|__|`+|^#+\s|^\s*[-*]\s|^\s*\|", re.MULTILINE)
