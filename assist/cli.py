@@ -61,7 +61,7 @@ def make_embedder(settings: Settings):
     from assist.index.embed import make_embedder as _make
 
     e = settings.embedding
-    return _make(e.model, backend=e.backend, models_dir=settings.models_dir, threads=e.threads)
+    return _make(e.model, backend=e.backend, models_dir=settings.models_dir, threads=e.threads, query_backend=e.query_backend)
 
 
 def open_index(settings: Settings, index_dir: Path | None = None):
@@ -238,6 +238,14 @@ eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
 
+def _print_variants(variants: dict, cols: list[str]) -> None:
+    """A table: one row per variant, one column per metric (names shortened to fit)."""
+    short = [c.replace("answer_", "ans_").replace("template_", "tpl_").replace("escalation_", "esc_") for c in cols]
+    typer.echo(f"{'variant':10} " + " ".join(f"{c:>14}" for c in short))
+    for name, m in variants.items():
+        typer.echo(f"{name:10} " + " ".join(f"{m[c]:>14.3f}" for c in cols))
+
+
 def _conversation_rows(dataset: Path) -> list[dict]:
     from evals.harness import read_jsonl
 
@@ -284,9 +292,7 @@ def eval_run(
                 f.write(json.dumps({"variant": variant, **r}, ensure_ascii=False) + "\n")
     cols = ["answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall", "escalation_precision", "escalation_recall", "abstain_rate_in_scope", "latency_ms_p50"]
     typer.echo(f"{report['n_conversations']} conversations, model {embedder.model_id}")
-    typer.echo(f"{'variant':10} " + " ".join(f"{c.replace('answer_', 'ans_').replace('template_', 'tpl_'):>13}" for c in cols))
-    for name, m in report["variants"].items():
-        typer.echo(f"{name:10} " + " ".join(f"{m[c]:>13.3f}" for c in cols))
+    _print_variants(report["variants"], cols)
     typer.echo(f"report: {out / 'report.json'}, {out / 'report.html'}")
 
 
@@ -340,6 +346,33 @@ def eval_compare(
     typer.echo("no regression")
 
 
+@eval_app.command("from-feedback")
+@handle_errors
+def eval_from_feedback(
+    db: Annotated[Optional[Path], typer.Option("--db", help="feedback SQLite file [default: ASSIST_FEEDBACK_DB]")] = None,
+    out: Annotated[Path, typer.Option("--out", help="cases file to append to")] = Path("evals/feedback.jsonl"),
+) -> None:
+    """Turn agents' "used" feedback into new labelled cases (appended once each; review before merging)."""
+    from assist.feedback import FeedbackStore
+    from evals.feedback import cases_from_feedback
+    from evals.harness import read_jsonl
+
+    path = db or get_settings().feedback_db
+    if not Path(path).is_file():
+        _fail(f"no feedback store at {path}")
+    known = {r["id"] for r in read_jsonl(out)} if out.is_file() else set()
+    store = FeedbackStore(path)
+    try:
+        cases = cases_from_feedback(store, known)
+    finally:
+        store.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a", encoding="utf-8") as f:
+        for case in cases:
+            f.write(json.dumps(case, ensure_ascii=False) + "\n")
+    typer.echo(f"{len(cases)} new case(s) appended to {out} ({len(known)} already there)")
+
+
 @eval_app.command("retrieval")
 @handle_errors
 def eval_retrieval(
@@ -373,9 +406,7 @@ def eval_retrieval(
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     cols = ["hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "latency_ms_p50", "latency_ms_p95"]
     typer.echo(f"{report['n_queries']} queries, model {embedder.model_id}")
-    typer.echo(f"{'variant':8} " + " ".join(f"{c:>14}" for c in cols))
-    for name, m in report["variants"].items():
-        typer.echo(f"{name:8} " + " ".join(f"{m[c]:>14.3f}" for c in cols))
+    _print_variants(report["variants"], cols)
     typer.echo(f"report: {out / 'report.json'}")
 
 

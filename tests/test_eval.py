@@ -4,7 +4,6 @@ import pytest
 from typer.testing import CliRunner
 
 from assist.cli import app
-from assist.config import get_settings
 from evals.harness import macro_f1
 from evals.report import compare_reports
 from tests.conftest import DATA, TINY_KB
@@ -13,15 +12,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
-    monkeypatch.setenv("ASSIST_INDEX_DIR", str(tmp_path / "idx"))
-    monkeypatch.setenv("ASSIST_EMBEDDING__BACKEND", "hashing")
-    monkeypatch.setenv("ASSIST_SUGGEST__INTENT_OOS_THRESHOLD", "0.25")
-    monkeypatch.setenv("ASSIST_SUGGEST__ABSTAIN_MIN_DENSE", "0.15")
-    monkeypatch.setenv("ASSIST_SUGGEST__ABSTAIN_MIN_DENSE_OOS", "0.3")
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
+def env(fake_env):
+    return fake_env
 
 
 def test_eval_run_writes_reports_per_variant(env):
@@ -65,3 +57,28 @@ def test_compare_treats_lower_is_better_metrics_the_right_way():
 def test_macro_f1_averages_over_gold_labels():
     assert macro_f1(["a", "a", "b"], ["a", "a", "b"]) == 1.0
     assert macro_f1(["a", "b"], ["a", "a"]) == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_used_feedback_becomes_labelled_cases_once(tmp_path):
+    from assist.feedback import FeedbackEvent, FeedbackStore
+
+    db = tmp_path / "fb.db"
+    store = FeedbackStore(db)
+    conv = ({"role": "customer", "text": "退款到账要多久？我手机 13812345678"},)
+    store.add(FeedbackEvent("shown", "refund-timing", "article", "refund_status", "v1", 12.0, "s1", conv))
+    store.add(FeedbackEvent("used", "refund-timing", "article", "refund_status", "v1", 12.0, "s1", conv))
+    store.add(FeedbackEvent("used", "tpl-refund-timing", "template", "refund_status", "v1", 12.0, "s1", conv))
+    store.add(FeedbackEvent("dismissed", "shipping-delay", "article", "refund_status", "v1", 12.0, "s1", conv))
+    store.close()
+    out = tmp_path / "cases.jsonl"
+    first = runner.invoke(app, ["eval", "from-feedback", "--db", str(db), "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 1
+    case = rows[0]
+    assert case["relevant"] == ["refund-timing"] and case["templates"] == ["tpl-refund-timing"]
+    assert case["intent"] == "refund_status" and "feedback" in case["tags"]
+    assert "13812345678" not in json.dumps(case, ensure_ascii=False)  # stored redacted
+    again = runner.invoke(app, ["eval", "from-feedback", "--db", str(db), "--out", str(out)])
+    assert again.exit_code == 0 and "0 new case(s)" in again.output
+    assert len(out.read_text().splitlines()) == 1

@@ -192,8 +192,64 @@ class HashingEmbedder:
         return self._encode(texts)
 
 
-def make_embedder(model: str, *, backend: str, models_dir: Path, threads: int = 1) -> Embedder:
-    """The embedder for a configured model name and backend ("onnx-int8", "onnx", "torch" or "hashing")."""
+class SplitEmbedder:
+    """Passages on one backend, queries on another of the SAME model (e.g. fp32 passages, int8 queries).
+
+    The index records the passage model (`model_id`), so vectors stay comparable with the cache and
+    with indexes built before; the passage runtime loads only when a build needs it, so a serving
+    process holds the query model alone.
+    """
+
+    def __init__(self, queries: Embedder, make_passages, passage_model_id: str):
+        self.queries = queries
+        self._make_passages = make_passages
+        self._passages: Embedder | None = None
+        self.model_id = passage_model_id
+        self.query_model_id = queries.model_id
+        self.dim = queries.dim
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.queries.encode_queries(texts)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        if self._passages is None:
+            self._passages = self._make_passages()
+        return self._passages.encode_passages(texts)
+
+
+def resolve_query_backend(model: str, backend: str, query_backend: str | None, models_dir: Path) -> str:
+    """The backend that encodes queries: "same" (or None) = `backend`; "auto" = onnx-int8 when the
+    passages use an ONNX export and the model folder has the int8 one, else `backend`."""
+    if not query_backend or query_backend == "same" or backend == "hashing":
+        return backend
+    if query_backend == "auto":
+        if backend in ("onnx", "onnx-int8"):
+            target = resolve_model(model, Path(models_dir))
+            if model != DEFAULT_MODEL_NAME or model_is_installed(Path(models_dir)):
+                if (Path(target) / ONNX_INT8).is_file():
+                    return "onnx-int8"
+        return backend
+    return query_backend
+
+
+def make_embedder(model: str, *, backend: str, models_dir: Path, threads: int = 1,
+                  query_backend: str | None = None) -> Embedder:
+    """The embedder for a configured model name and backend ("onnx-int8", "onnx", "torch" or "hashing").
+
+    `query_backend` ("same", "auto" or a backend) may encode queries on another runtime of the same
+    model than passages; see `resolve_query_backend` and `SplitEmbedder`.
+    """
+    qb = resolve_query_backend(model, backend, query_backend, models_dir)
+    if qb != backend:
+        if qb not in BACKENDS or qb == "hashing":
+            raise EmbedderError(f"unknown query backend {qb!r}; choose one of same, auto, onnx-int8, onnx, torch")
+        queries = _make_one(model, backend=qb, models_dir=models_dir, threads=threads)
+        passage_id = f"{_model_name(resolve_model(model, Path(models_dir)))}@{backend}"
+        return SplitEmbedder(queries, lambda: _make_one(model, backend=backend, models_dir=models_dir, threads=threads), passage_id)
+    return _make_one(model, backend=backend, models_dir=models_dir, threads=threads)
+
+
+def _make_one(model: str, *, backend: str, models_dir: Path, threads: int = 1) -> Embedder:
     if backend not in BACKENDS:
         raise EmbedderError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "hashing":

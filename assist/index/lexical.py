@@ -76,6 +76,10 @@ class LexicalIndex:
     def __init__(self, bm25, tokenizer: Tokenizer):
         self._bm25 = bm25
         self.tokenizer = tokenizer
+        # One suggest request asks about the same query text three times (article search, template
+        # search, matched terms): the last text's terms and scores are kept, replaced whole (thread-safe).
+        self._last_terms: tuple[str, tuple[str, ...]] | None = None
+        self._last_scores: tuple[str, np.ndarray] | None = None
 
     @classmethod
     def build(cls, texts: list[str], words: list[str]) -> "LexicalIndex":
@@ -105,12 +109,24 @@ class LexicalIndex:
 
     def query_terms(self, text: str) -> list[str]:
         """The query's tokens that occur in the index, unique, in order."""
+        last = self._last_terms
+        if last is not None and last[0] == text:
+            return list(last[1])
         vocab = self._bm25.vocab_dict
-        return list(dict.fromkeys(t for t in self.tokenizer.tokenize(text) if t in vocab))
+        terms = list(dict.fromkeys(t for t in self.tokenizer.tokenize(text) if t in vocab))
+        self._last_terms = (text, tuple(terms))
+        return terms
 
     def scores(self, text: str) -> np.ndarray:
-        """BM25 score of every row for `text` (zeros when no term is known)."""
+        """BM25 score of every row for `text` (zeros when no term is known). Read-only: it may be shared."""
+        last = self._last_scores
+        if last is not None and last[0] == text:
+            return last[1]
         ids = [self._bm25.vocab_dict[t] for t in self.query_terms(text)]
         if not ids:
-            return np.zeros(len(self), dtype=np.float32)
-        return np.asarray(self._bm25.get_scores_from_ids(ids), dtype=np.float32)
+            out = np.zeros(len(self), dtype=np.float32)
+        else:
+            out = np.asarray(self._bm25.get_scores_from_ids(ids), dtype=np.float32)
+        out.flags.writeable = False
+        self._last_scores = (text, out)
+        return out

@@ -1,0 +1,87 @@
+"""API keys (X-API-Key) for agent endpoints, a bearer token for admin endpoints; constant-time checks."""
+
+import hmac
+import logging
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import ApiError
+from assist.config import Settings
+from assist.errors import AssistError
+
+log = logging.getLogger(__name__)
+
+DEV_API_KEY = "dev-key"
+DEV_ADMIN_TOKEN = "dev-admin"
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an agent API key from ASSIST_API_KEYS")
+bearer = HTTPBearer(auto_error=False, description="the admin token from ASSIST_ADMIN_TOKEN")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_keys: tuple[bytes, ...] = field(repr=False)
+    admin_tokens: tuple[bytes, ...] = field(repr=False)
+
+
+def credentials_from_settings(s: Settings) -> Credentials:
+    """The accepted secrets; AssistError when the service must not start with this configuration."""
+    keys = [k.strip() for k in s.api_keys.split(",") if k.strip()]
+    admin = [s.admin_token.strip()] if s.admin_token.strip() else []
+    if s.dev_mode:
+        keys.append(DEV_API_KEY)
+        admin.append(DEV_ADMIN_TOKEN)
+    else:
+        if not keys:
+            raise AssistError("no API keys configured: set ASSIST_API_KEYS (comma-separated), "
+                              "or ASSIST_DEV_MODE=1 / `assist serve --dev` for local development")
+        if DEV_API_KEY in keys or DEV_ADMIN_TOKEN in admin:
+            raise AssistError("the development key or admin token is configured outside development mode; "
+                              "choose real secrets for ASSIST_API_KEYS and ASSIST_ADMIN_TOKEN")
+    return Credentials(tuple(k.encode() for k in keys), tuple(t.encode() for t in admin))
+
+
+def warn_about(s: Settings) -> None:
+    """Log what an operator must know about the configured credentials."""
+    if s.dev_mode:
+        log.warning("DEVELOPMENT MODE: the key %r and the admin token %r are accepted; never run this in production",
+                    DEV_API_KEY, DEV_ADMIN_TOKEN)
+    elif not s.admin_token.strip():
+        log.warning("ASSIST_ADMIN_TOKEN is not set: admin endpoints (reload, feedback export) refuse every request")
+
+
+def _matches(given: str, secrets: tuple[bytes, ...]) -> bool:
+    candidate = given.encode("utf-8", "replace")
+    found = False
+    for secret in secrets:  # no early exit: the time taken does not tell which key matched
+        found |= hmac.compare_digest(candidate, secret)
+    return found
+
+
+def _credentials(request: Request) -> Credentials:
+    return request.app.state.credentials
+
+
+def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
+    """Dependency of the agent endpoints: 401 without a valid X-API-Key."""
+    if not key:
+        raise ApiError(401, "unauthorized", "missing API key: send it in the X-API-Key header")
+    if not _matches(key, _credentials(request).api_keys):
+        raise ApiError(401, "unauthorized", "invalid API key")
+
+
+def require_admin(request: Request, auth: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> None:
+    """Dependency of the admin endpoints: 401 without a valid bearer token, 403 for an agent key."""
+    creds = _credentials(request)
+    if auth is not None and _matches(auth.credentials, creds.admin_tokens):
+        return
+    key = request.headers.get("x-api-key")
+    if key and _matches(key, creds.api_keys):
+        raise ApiError(403, "forbidden", "an API key cannot call admin endpoints: send Authorization: Bearer <admin token>")
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if auth is None:
+        raise ApiError(401, "unauthorized", "missing admin token: send Authorization: Bearer <admin token>", challenge)
+    raise ApiError(401, "unauthorized", "invalid admin token", challenge)

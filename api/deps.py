@@ -1,0 +1,37 @@
+"""Dependencies as Annotated aliases: what a route needs, taken from the app's state."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.metrics import Metrics
+from api.service import Loaded, Service
+from assist.config import Settings
+from assist.feedback import FeedbackStore
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def _loaded(request: Request) -> Loaded:
+    return request.app.state.service.require()
+
+
+def _metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def _feedback(request: Request) -> FeedbackStore:
+    return request.app.state.feedback
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ServiceDep = Annotated[Service, Depends(_service)]
+LoadedDep = Annotated[Loaded, Depends(_loaded)]  # one index snapshot for the whole request; 503 if none
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+FeedbackDep = Annotated[FeedbackStore, Depends(_feedback)]

@@ -1,0 +1,52 @@
+"""Prometheus metrics of one app, in their own registry (so several apps can live in one test process).
+
+With `--workers N` each worker process keeps its own counters; scrape each or run one worker per container.
+"""
+
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+disable_created_metrics()  # the *_created series double the output and nobody here graphs them
+
+# Suggest takes single-digit milliseconds with the ONNX model: buckets resolve 1-100 ms finely.
+LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self):
+        self.registry = r = CollectorRegistry()
+        self.requests = Counter("assist_http_requests", "HTTP requests by route template, method and status",
+                                ["route", "method", "status"], registry=r)
+        self.suggest_latency = Histogram("assist_suggest_latency_seconds", "time to compute one suggestion",
+                                         buckets=LATENCY_BUCKETS, registry=r)
+        self.intents = Counter("assist_intents_detected", "detected intents by name", ["intent"], registry=r)
+        self.escalations = Counter("assist_escalations", "suggestions that flagged escalation", registry=r)
+        self.abstains = Counter("assist_abstains", "suggestions without a good KB answer", registry=r)
+        self.feedback = Counter("assist_feedback", "feedback events by type", ["event"], registry=r)
+        self.reloads = Counter("assist_index_reloads", "index reloads by result", ["result"], registry=r)
+        self.index_info = Gauge("assist_index_info", "the index version being served (value 1)", ["version"], registry=r)
+        self._version: str | None = None
+        self._version_lock = threading.Lock()
+
+    def observe_suggestion(self, seconds: float, intent: str, escalate: bool, abstained: bool) -> None:
+        self.suggest_latency.observe(seconds)
+        self.intents.labels(intent).inc()
+        if escalate:
+            self.escalations.inc()
+        if abstained:
+            self.abstains.inc()
+
+    def set_index_version(self, version: str | None) -> None:
+        with self._version_lock:
+            if self._version is not None:
+                self.index_info.remove(self._version)
+            if version is not None:
+                self.index_info.labels(version).set(1)
+            self._version = version
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

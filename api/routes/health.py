@@ -1,0 +1,28 @@
+"""Probes and metrics: open, no credentials (bind the port to a private network)."""
+
+from fastapi import APIRouter, Response
+
+from api.deps import MetricsDep, ServiceDep
+from api.errors import ApiError, responses
+from api.schemas import HealthResponse, ReadyResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=HealthResponse, summary="The process is alive")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=ReadyResponse, summary="An index is loaded and requests can be served",
+            responses=responses(503))
+def readyz(service: ServiceDep) -> dict:
+    version = service.version
+    if version is None:
+        raise ApiError(503, "not_ready", "no index loaded yet")
+    return {"status": "ready", "index_version": version}
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(m: MetricsDep) -> Response:
+    return Response(m.render(), media_type=m.content_type)

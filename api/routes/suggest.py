@@ -1,0 +1,37 @@
+import time
+
+from fastapi import APIRouter, Depends
+
+from api.auth import require_api_key
+from api.deps import LoadedDep, MetricsDep, SettingsDep
+from api.errors import ApiError, responses
+from api.schemas import SuggestRequest, SuggestResponse, Turn
+from assist.config import Settings
+
+router = APIRouter(prefix="/v1", tags=["suggest"], dependencies=[Depends(require_api_key)])
+
+
+def check_turns(turns: list[Turn], s: Settings) -> None:
+    """The configured conversation limits (422): the schema has the fixed rules, these come from Settings."""
+    if len(turns) > s.max_turns:
+        raise ApiError(422, "too_many_turns", f"conversation: at most {s.max_turns} turns, got {len(turns)}; send the latest ones")
+    for n, turn in enumerate(turns):
+        if len(turn.text) > s.max_turn_chars:
+            raise ApiError(422, "turn_too_long", f"conversation.{n}.text: at most {s.max_turn_chars} characters, got {len(turn.text)}")
+
+
+@router.post(
+    "/suggest",
+    response_model=SuggestResponse,
+    summary="Suggestions for a live conversation",
+    responses=responses(400, 401, 413, 415, 422, 500, 503),
+)
+def suggest(body: SuggestRequest, loaded: LoadedDep, settings: SettingsDep, metrics: MetricsDep) -> dict:
+    """Intent, emotion, ranked KB answers and filled reply templates for the conversation so far."""
+    check_turns(body.conversation, settings)
+    start = time.perf_counter()
+    result = loaded.suggester.suggest(
+        [{"role": t.role, "text": t.text} for t in body.conversation], body.customer, body.top_k
+    )
+    metrics.observe_suggestion(time.perf_counter() - start, result.intent.name, result.intent.escalate or result.emotion.escalate, result.abstained)
+    return result.to_dict()

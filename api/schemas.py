@@ -1,0 +1,303 @@
+"""Request and response models of the HTTP API (Pydantic lives here, at the edge, and nowhere else).
+
+Limits that come from Settings (turns per conversation, characters per turn) are checked in the routes
+and written into the OpenAPI document by `api.main`; fields carrying them are marked `x-limit`.
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+
+def _encodable(value: str) -> str:
+    # JSON escapes can smuggle lone surrogates in; they cannot be stored or sent back as UTF-8.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _integral(value):
+    # JSON Schema counts 3.0 as an integer; strict mode would not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+Role = Literal["customer", "agent", "system"]
+CustomerValue = (
+    Annotated[Text, StringConstraints(max_length=200)]
+    | Annotated[int, Field(ge=-(10**15), le=10**15)]
+    | Annotated[float, Field(ge=-1e15, le=1e15)]
+    | bool
+    | None
+)
+
+
+class Strict(BaseModel):
+    """Request models: no type coercion (false is not 0, "12" is not 12), no NaN or infinity."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
+
+
+class Turn(Strict):
+    role: Role = Field(description="who spoke: customer, agent or system")
+    text: Text = Field(description="what was said", json_schema_extra={"x-limit": "max_turn_chars"})
+    # Not parsed: the pipeline does not use it, and a strict parse would reject sidebars' many clock formats.
+    ts: Annotated[str, StringConstraints(max_length=64)] | Annotated[float, Field(ge=0, le=1e13)] | None = Field(
+        None, description="when it was said (ISO 8601 text or Unix time); informational"
+    )
+
+
+Conversation = Annotated[
+    list[Turn], Field(min_length=1, description="the conversation so far, oldest turn first", json_schema_extra={"x-limit": "max_turns"})
+]
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="where in the request, e.g. conversation.2.role")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. unauthorized, too_many_turns")
+    message: str = Field(description="what went wrong, for a person")
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"error": {"code": "unauthorized", "message": "missing API key: send it in the X-API-Key header"}}]}
+    )
+
+
+# --- suggest -----------------------------------------------------------------------------------------
+
+SUGGEST_EXAMPLE = {
+    "conversation": [
+        {"role": "customer", "text": "你好，我上周买的耳机退货了，订单 DD202611230001"},
+        {"role": "agent", "text": "您好，请问有什么可以帮您？"},
+        {"role": "customer", "text": "退款多久能到账？我是用银行卡付的"},
+    ],
+    "customer": {"name": "李先生", "tier": "VIP", "order_id": "DD202611230001"},
+    "top_k": 3,
+}
+
+
+class SuggestRequest(Strict):
+    conversation: Conversation
+    customer: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], CustomerValue] = Field(
+        default_factory=dict, max_length=30,
+        description="what the agent knows about the customer (name, tier such as VIP, order_id, ...); fills template variables",
+    )
+    top_k: Annotated[int, Field(ge=1, le=20), BeforeValidator(_integral)] | None = Field(None, description="answers to return (default: the configured number)")
+    model_config = ConfigDict(json_schema_extra={"examples": [SUGGEST_EXAMPLE]})
+
+
+class IntentScoreOut(BaseModel):
+    name: str
+    label: str
+    confidence: float
+
+
+class IntentOut(IntentScoreOut):
+    escalate: bool = Field(description="the intent itself calls for escalation (e.g. a complaint)")
+    alternatives: list[IntentScoreOut]
+
+
+class EmotionOut(BaseModel):
+    level: int = Field(description="0 calm, 1 impatient, 2 upset, 3 angry or formal complaint")
+    escalate: bool
+    cues: list[str] = Field(description="the words that gave the emotion away, e.g. 投诉, 12315")
+
+
+class AnswerOut(BaseModel):
+    article_id: str
+    title: str
+    heading_path: list[str]
+    snippet: str
+    score: float
+    matched_terms: list[str]
+    chunk_id: str
+
+
+class TemplateOut(BaseModel):
+    template_id: str
+    title: str
+    text: str = Field(description="the reply, filled with the customer's values; 【...】 marks what is missing")
+    missing_variables: list[str]
+    score: float
+    tier: str | None = None
+
+
+class SuggestResponse(BaseModel):
+    intent: IntentOut
+    emotion: EmotionOut
+    answers: list[AnswerOut]
+    templates: list[TemplateOut]
+    abstained: bool = Field(description="true when the knowledge base has no good answer")
+    top_similarity: float | None = Field(None, description="best dense similarity of any article section")
+    query: str = Field(description="the retrieval query built from the conversation")
+    index_version: str
+    timings_ms: dict[str, float]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "intent": {"name": "refund_status", "label": "退款进度", "confidence": 0.91, "escalate": False,
+                               "alternatives": [{"name": "return_policy", "label": "退货政策", "confidence": 0.06}]},
+                    "emotion": {"level": 0, "escalate": False, "cues": []},
+                    "answers": [{"article_id": "refund-timing", "title": "退款到账时间", "heading_path": ["退款到账时间", "银行卡"],
+                                 "snippet": "储蓄卡退款需要 3 到 7 个工作日，具体以银行入账时间为准。", "score": 0.87,
+                                 "matched_terms": ["退款", "到账", "银行卡"], "chunk_id": "3f9a1c2b7d10"}],
+                    "templates": [{"template_id": "tpl-refund-timing", "title": "退款到账时间答复",
+                                   "text": "李先生，您的订单 DD202611230001 的退款已经审核通过……", "missing_variables": [],
+                                   "score": 0.82, "tier": None}],
+                    "abstained": False,
+                    "top_similarity": 0.86,
+                    "query": "退款多久能到账？我是用银行卡付的",
+                    "index_version": "20261123-134538-173be5",
+                    "timings_ms": {"query": 0.1, "encode": 4.2, "intent": 0.3, "emotion": 0.1, "retrieve": 1.5, "templates": 0.8, "total": 7.0},
+                }
+            ]
+        }
+    )
+
+
+# --- feedback ----------------------------------------------------------------------------------------
+
+
+class FeedbackRequest(Strict):
+    event: Literal["shown", "used", "dismissed", "edited"] = Field(description="what the agent did with the suggestion")
+    suggestion_id: Ident = Field(description="the article or template id")
+    kind: Literal["article", "template"]
+    intent: Ident | None = Field(None, description="the detected intent shown with the suggestion")
+    index_version: Ident | None = None
+    latency_ms: float | None = Field(None, ge=0, le=3_600_000, description="time from suggestion shown to this action")
+    session_id: Ident | None = Field(None, description="the sidebar's conversation id, to group events")
+    conversation: Conversation | None = Field(None, description="the conversation at that moment; stored with personal data redacted")
+    text: Annotated[Text, StringConstraints(max_length=8000)] | None = Field(
+        None, description="free text, e.g. the reply as the agent edited it; stored with personal data redacted"
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event": "edited",
+                    "suggestion_id": "tpl-refund-timing",
+                    "kind": "template",
+                    "intent": "refund_status",
+                    "index_version": "20261123-134538-173be5",
+                    "latency_ms": 5400,
+                    "session_id": "conv-20261123-0001",
+                    "conversation": [{"role": "customer", "text": "退款多久到账？我手机 13812345678"}],
+                    "text": "李先生您好，订单 DD202611230001 的退款已原路退回银行卡，3 到 7 个工作日到账。",
+                }
+            ]
+        }
+    )
+
+
+class FeedbackCreated(BaseModel):
+    id: int
+    event: str
+    created_at: str
+
+
+class StoredTurn(BaseModel):
+    role: str
+    text: str
+
+
+class FeedbackEventOut(BaseModel):
+    id: int
+    created_at: str
+    event: str
+    suggestion_id: str
+    kind: str
+    intent: str | None
+    index_version: str | None
+    latency_ms: float | None
+    session_id: str | None
+    conversation: list[StoredTurn] | None
+    text: str | None
+
+
+class FeedbackExport(BaseModel):
+    events: list[FeedbackEventOut]
+    next_after_id: int | None = Field(description="pass as after_id for the next page; null at the end")
+
+
+# --- knowledge base ----------------------------------------------------------------------------------
+
+
+class ArticleOut(BaseModel):
+    id: str
+    title: str
+    category: str
+    intents: list[str]
+    tags: list[str]
+    status: str
+    updated: str | None
+    body: str = Field(description="the article in Markdown")
+    path: str = Field(description="file path inside the KB folder")
+    index_version: str
+
+
+class VariableOut(BaseModel):
+    name: str
+    description: str
+    required: bool
+    default: str | int | float | bool | None = None
+
+
+class TemplateDetailOut(BaseModel):
+    id: str
+    title: str
+    intents: list[str]
+    variables: list[VariableOut]
+    body: str = Field(description="the template source with {{ variable }} placeholders")
+    tier: str | None = None
+    path: str
+    index_version: str
+
+
+class IntentInfo(BaseModel):
+    name: str
+    label: str
+    description: str
+    examples: list[str]
+    keywords: list[str]
+    escalate: bool
+    priority: int | None = None
+
+
+class IntentsOut(BaseModel):
+    index_version: str
+    intents: list[IntentInfo]
+
+
+# --- admin and health --------------------------------------------------------------------------------
+
+
+class ReloadResponse(BaseModel):
+    previous: str | None = Field(description="the version served before (null when none was loaded)")
+    current: str = Field(description="the version served now")
+    changed: bool
+    seconds: float
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"previous": "20261123-134538-173be5", "current": "20261124-090102-a81c3e", "changed": True, "seconds": 0.42}]}
+    )
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"] = "ready"
+    index_version: str

@@ -1,0 +1,124 @@
+"""Agent feedback on suggestions (shown / used / dismissed / edited), stored in SQLite with PII redacted.
+
+Conversation and free text pass through `assist.redact.redact` before they reach the file, whoever
+writes. "used" events read back with `FeedbackStore.events` are the raw material for new eval cases.
+"""
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from assist.errors import AssistError
+from assist.redact import redact
+
+EVENTS = ("shown", "used", "dismissed", "edited")
+KINDS = ("article", "template")
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at    TEXT NOT NULL,
+    event         TEXT NOT NULL,
+    suggestion_id TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    intent        TEXT,
+    index_version TEXT,
+    latency_ms    REAL,
+    session_id    TEXT,
+    conversation  TEXT,  -- JSON list of {role, text}, redacted
+    text          TEXT   -- free text (e.g. the edited reply), redacted
+);
+CREATE INDEX IF NOT EXISTS feedback_event ON feedback (event, id);
+"""
+
+
+@dataclass(frozen=True)
+class FeedbackEvent:
+    event: str
+    suggestion_id: str
+    kind: str
+    intent: str | None = None
+    index_version: str | None = None
+    latency_ms: float | None = None
+    session_id: str | None = None
+    conversation: tuple[dict, ...] | None = None  # turns {role, text}
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredFeedback(FeedbackEvent):
+    id: int = 0
+    created_at: str = ""
+
+
+class FeedbackStore:
+    """One SQLite file in WAL mode; one connection shared by threads behind a lock."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            with self._db:
+                self._db.executescript(_SCHEMA)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise AssistError(f"cannot open the feedback store {self.path}: {exc}") from None
+
+    def add(self, event: FeedbackEvent) -> StoredFeedback:
+        """Store one event (text redacted) and return it as stored."""
+        if event.event not in EVENTS:
+            raise AssistError(f"unknown feedback event {event.event!r}; use one of {', '.join(EVENTS)}")
+        if event.kind not in KINDS:
+            raise AssistError(f"unknown suggestion kind {event.kind!r}; use one of {', '.join(KINDS)}")
+        turns = None
+        if event.conversation is not None:
+            turns = tuple({"role": t["role"], "text": redact(t["text"])} for t in event.conversation)
+        text = redact(event.text) if event.text is not None else None
+        created = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        row = (
+            created, event.event, event.suggestion_id, event.kind, event.intent, event.index_version,
+            event.latency_ms, event.session_id,
+            None if turns is None else json.dumps(turns, ensure_ascii=False), text,
+        )
+        with self._lock, self._db:
+            cur = self._db.execute(
+                "INSERT INTO feedback (created_at, event, suggestion_id, kind, intent, index_version,"
+                " latency_ms, session_id, conversation, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            new_id = cur.lastrowid
+        return StoredFeedback(
+            event.event, event.suggestion_id, event.kind, event.intent, event.index_version, event.latency_ms,
+            event.session_id, turns, text, id=new_id, created_at=created,
+        )
+
+    def events(self, event: str | None = None, after_id: int = 0, limit: int = 1000) -> list[StoredFeedback]:
+        """Stored events with id > after_id, oldest first; `event` filters by type."""
+        sql = "SELECT * FROM feedback WHERE id > ?"
+        args: list = [after_id]
+        if event is not None:
+            sql += " AND event = ?"
+            args.append(event)
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            cur = self._db.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        out = []
+        for r in rows:
+            conv = r.pop("conversation")
+            out.append(StoredFeedback(**r, conversation=None if conv is None else tuple(json.loads(conv))))
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

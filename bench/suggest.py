@@ -1,0 +1,196 @@
+"""Warm single-request latency of the suggest pipeline, per stage, at 1k / 10k / 100k chunks; RSS.
+
+    python bench/suggest.py [--sizes 1k,10k,100k] [--passes 2] [--json out.json]
+
+Each size runs in a fresh process (so RSS is that size's alone) with one intra-op thread: the query
+embedder of the configured query backend, the cached benchmark index (bench/corpus.py builds it), a
+Suggester, a warm-up, then every conversation of evals/queries.jsonl (355 real-looking multi-turn
+cases) `--passes` times, one request at a time. It reports p50/p95/p99 of
+  * the whole `Suggester.suggest` call (wall clock) and each stage of its `timings_ms`
+    (query, encode, retrieve, intent, emotion, rank, templates);
+  * the pieces `Index.search` lumps together, timed directly on the same queries: BM25 (tokenize +
+    score every row), the FAISS search at the depth the article search uses, the fusion, and the
+    article / template searches whole;
+  * RSS after loading and after the run (VmRSS, and its anonymous / file-backed parts: vectors.npy is
+    memory-mapped).
+RSS per 100k chunks = (RSS at 100k - RSS at 1k) / 99,000 x 100,000, i.e. what the chunks cost on top
+of the model and the process.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SIZES, conversations, emit, loadavg, memory_mb, parse_emitted, percentiles, query_embedder, settings  # noqa: E402
+
+STAGES = ("query", "encode", "retrieve", "intent", "emotion", "rank", "templates")
+
+
+def measure(size: str, passes: int, warmup: int) -> dict:
+    """Runs inside the per-size process."""
+    import numpy as np
+
+    from assist.index.dense import search_dense
+    from assist.index.store import _top_rows, fuse, load_index
+    from assist.suggest.pipeline import Suggester
+    from corpus import index_dir
+
+    s = settings()
+    mem_start = memory_mb()
+    t0 = time.perf_counter()
+    embedder = query_embedder()
+    model_s = time.perf_counter() - t0
+    mem_model = memory_mb()
+    t0 = time.perf_counter()
+    index = load_index(index_dir(size), embedder, dense=s.dense, hybrid=s.hybrid)
+    suggester = Suggester(index, s.suggest)
+    load_s = time.perf_counter() - t0
+    mem_loaded = memory_mb()
+
+    bodies = conversations()
+    for body in bodies[:warmup]:
+        suggester.suggest(body["conversation"], body["customer"])
+    stages = {k: [] for k in (*STAGES, "total")}
+    wall, queries = [], []
+    for _ in range(passes):
+        for body in bodies:
+            start = time.perf_counter()
+            out = suggester.suggest(body["conversation"], body["customer"])
+            wall.append((time.perf_counter() - start) * 1000)
+            for k in stages:
+                stages[k].append(out.timings_ms.get(k, 0.0))
+            if out.query.text:
+                queries.append(out.query.text)
+
+    # The pieces Index.search lumps together, on the same query texts (article search, hybrid).
+    top_k = s.suggest.answers
+    want = max(max(4 * top_k, 20), index.hybrid.candidates)
+    articles = index.rows_of_kind("article")
+    big = len(articles) > 4096
+    pieces = {k: [] for k in ("encode", "bm25_tokenize", "bm25_score_all_rows", "bm25_top", "faiss_search",
+                              "fusion", "search_articles", "search_templates")}
+    clock = time.perf_counter
+    for q in queries:
+        t = clock(); qv = embedder.encode_queries([q])[0]; pieces["encode"].append(clock() - t)
+        t = clock(); index.lexical.tokenizer.tokenize(q); pieces["bm25_tokenize"].append(clock() - t)
+        t = clock(); bm = index.lexical.scores(q); pieces["bm25_score_all_rows"].append(clock() - t)
+        t = clock()
+        part = bm[articles]
+        top = _top_rows(part, want)
+        bm25_s = {int(articles[i]): float(part[i]) for i in top if part[i] > 0}
+        pieces["bm25_top"].append(clock() - t)
+        t = clock()
+        if big:
+            scores, rows = search_dense(index.dense_index, qv, want * 4)
+        else:
+            sims = np.asarray(index.vectors[articles] @ qv)
+            top = _top_rows(sims, want)
+            scores, rows = sims[top], articles[top]
+        pieces["faiss_search"].append(clock() - t)
+        dense_s = dict(zip(rows.tolist(), scores.tolist()))
+        candidates = set(dense_s) | set(bm25_s)
+        missing = [r for r in candidates if r not in dense_s]
+        if missing:
+            dense_s.update(zip(missing, np.asarray(index.vectors[missing] @ qv).tolist()))
+        t = clock(); fuse(dense_s, bm25_s, candidates, index.hybrid); pieces["fusion"].append(clock() - t)
+        t = clock(); index.search(q, k=max(4 * top_k, 20), mode="hybrid", kind="article", query_vector=qv); pieces["search_articles"].append(clock() - t)
+        t = clock(); index.search(q, k=len(suggester.templates), mode="hybrid", kind="template", query_vector=qv); pieces["search_templates"].append(clock() - t)
+    return {
+        "size": size,
+        "chunks": len(index.chunks),
+        "dense_kind": index.manifest["dense"]["kind"],
+        "query_model": getattr(embedder, "query_model_id", embedder.model_id),
+        "index_model": index.manifest["model"]["id"],
+        "requests": len(wall),
+        "model_load_s": round(model_s, 2),
+        "index_load_s": round(load_s, 2),
+        "memory": {"start": mem_start, "model_loaded": mem_model, "index_loaded": mem_loaded, "after_run": memory_mb()},
+        "suggest_wall": percentiles(wall),
+        "stages": {k: percentiles(v) for k, v in stages.items()},
+        "pieces": {k: percentiles(np.asarray(v) * 1000) for k, v in pieces.items()},
+        "loadavg": loadavg(),
+    }
+
+
+def run_size(size: str, passes: int, warmup: int) -> dict:
+    """One size in a fresh process (clean RSS, no state shared with other sizes)."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--one", size, "--passes", str(passes), "--warmup", str(warmup)],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench/suggest.py --one {size} failed:\n{proc.stderr[-3000:]}")
+    return parse_emitted(proc.stdout)
+
+
+def rss_per_100k(results: dict) -> dict | None:
+    small, large = results.get("1k"), results.get("100k") or results.get("10k")
+    if not small or not large or large is small:
+        return None
+    dn = large["chunks"] - small["chunks"]
+    out = {"from": [small["size"], large["size"]]}
+    for key in ("rss_mb", "rss_anon_mb", "rss_file_mb"):
+        out[key.replace("_mb", "_mb_per_100k_chunks")] = round(
+            (large["memory"]["after_run"][key] - small["memory"]["after_run"][key]) / dn * 100_000, 1)
+    return out
+
+
+def print_table(results: dict) -> None:
+    print("\nsuggest latency, warm, one request at a time, ms (p50 / p95 / p99)")
+    cols = list(results)
+    print(f"{'':22}" + "".join(f"{c + ' (' + results[c]['dense_kind'] + ')':>26}" for c in cols))
+
+    def row(name, get):
+        cells = []
+        for c in cols:
+            p = get(results[c])
+            cells.append(f"{p['p50_ms']:8.2f} {p['p95_ms']:8.2f} {p['p99_ms']:8.2f}")
+        print(f"{name:22}" + "".join(f"{x:>26}" for x in cells))
+
+    row("suggest (wall)", lambda r: r["suggest_wall"])
+    for st in STAGES:
+        row(f"  {st}", lambda r, st=st: r["stages"][st])
+    print("pieces of Index.search, timed directly:")
+    for name in next(iter(results.values()))["pieces"]:
+        row(f"  {name}", lambda r, name=name: r["pieces"][name])
+    print("RSS MB after load / after run (anon + file-backed):")
+    for c in cols:
+        m = results[c]["memory"]
+        print(f"  {c:6} model {m['model_loaded']['rss_mb']:7.1f}  index loaded {m['index_loaded']['rss_mb']:7.1f}  "
+              f"after run {m['after_run']['rss_mb']:7.1f} ({m['after_run']['rss_anon_mb']:.0f} + {m['after_run']['rss_file_mb']:.0f})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1k,10k,100k")
+    ap.add_argument("--passes", type=int, default=2, help="times each conversation is replayed")
+    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        emit(measure(args.one, args.passes, args.warmup))
+        return
+    from corpus import ensure_index
+
+    results = {}
+    for size in args.sizes.split(","):
+        if size not in SIZES:
+            sys.exit(f"unknown size {size}; choose from {', '.join(SIZES)}")
+        ensure_index(size)
+        results[size] = run_size(size, args.passes, args.warmup)
+    print_table(results)
+    per = rss_per_100k(results)
+    if per:
+        print(f"RSS per 100k chunks ({per['from'][0]} -> {per['from'][1]}): {per['rss_mb_per_100k_chunks']} MB "
+              f"(anon {per['rss_anon_mb_per_100k_chunks']}, file-backed {per['rss_file_mb_per_100k_chunks']})")
+    if args.json:
+        args.json.write_text(json.dumps({"sizes": results, "rss_per_100k": per}, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

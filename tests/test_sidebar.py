@@ -1,0 +1,441 @@
+"""The agent sidebar (api/static) in a real headless Chromium against a real uvicorn serving the tiny KB.
+
+Needs /usr/bin/chromium and a Chinese font from Debian (`bash scripts/install-browser.sh`) and the
+pinned `playwright` Python package (dev extra); `playwright install` is never used. Screenshots for
+review go to test-artifacts/sidebar/.
+"""
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from assist.index.store import build_index
+from tests.conftest import CHUNKING, TINY_KB
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts" / "sidebar"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+KEY = "test-key"
+REFUND = "退款到账要多久？银行卡"
+ANGRY = "还没到账！！我要投诉，再不退钱就打12315"
+
+
+@dataclass
+class Server:
+    url: str
+    feedback_db: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, embedder):
+    """uvicorn with the tiny KB, the hashing embedder and the API key `test-key`, on a free port."""
+    tmp = tmp_path_factory.mktemp("sidebar")
+    build_index(TINY_KB, tmp / "idx", embedder, chunking=CHUNKING)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "ASSIST_EMBEDDING__BACKEND": "hashing",
+        "ASSIST_SUGGEST__INTENT_OOS_THRESHOLD": "0.25",
+        "ASSIST_SUGGEST__ABSTAIN_MIN_DENSE": "0.15",
+        "ASSIST_SUGGEST__ABSTAIN_MIN_DENSE_OOS": "0.3",
+        "ASSIST_INDEX_DIR": str(tmp / "idx"),
+        "ASSIST_FEEDBACK_DB": str(tmp / "fb.db"),
+        "ASSIST_API_KEYS": KEY,
+        "ASSIST_ADMIN_TOKEN": "test-admin",
+        "ASSIST_DEV_MODE": "0",
+    }
+    log = tmp / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "127.0.0.1", "--port", str(port),
+             "--no-access-log"],
+            env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"uvicorn exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"uvicorn not ready after 60 s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield Server(url, tmp / "fb.db", log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/install-browser.sh` (Debian chromium + fonts-wqy-microhei)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def open_sidebar(browser, server):
+    """open_sidebar(key=..., width=..., height=..., path=...) -> a Page with the sidebar loaded."""
+    contexts, errors = [], []
+
+    def open_(key: str | None = KEY, width: int = 400, height: int = 900, path: str = "/") -> Page:
+        ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
+                                  permissions=["clipboard-read", "clipboard-write"])
+        ctx.set_default_timeout(10_000)
+        contexts.append(ctx)
+        if key is not None:
+            ctx.add_init_script(f"localStorage.setItem('assist.apiKey', {json.dumps(key)})")
+        page = ctx.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url + path)
+        page.wait_for_selector("html[data-ready='true']")
+        return page
+
+    yield open_
+    for ctx in contexts:
+        ctx.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def say(page: Page, text: str, role: str = "customer") -> None:
+    page.check(f'input[name="role"][value="{role}"]')
+    page.fill("#composer-text", text)
+    page.press("#composer-text", "Control+Enter")
+
+
+def shoot(page: Page, name: str) -> None:
+    """Screenshots for review: 400x900 (at the suggestions, and the whole page) and 1280x800."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 400, "height": 900})
+    page.locator("#suggestions").evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.screenshot(path=ARTIFACTS / f"{name}-400x900.png")
+    page.screenshot(path=ARTIFACTS / f"{name}-400-full.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=ARTIFACTS / f"{name}-1280x800.png")
+    page.set_viewport_size({"width": 400, "height": 900})
+
+
+def wait_feedback(page: Page, event: str, suggestion_id: str) -> None:
+    """Until the sidebar's POST /v1/feedback for this event came back 201."""
+    page.wait_for_function(
+        "([e, id]) => window.assistSidebar.feedback.sent.some(r => r.event === e && r.suggestion_id === id && r.status === 'ok')",
+        arg=[event, suggestion_id],
+    )
+
+
+def stored(server: Server, event: str, suggestion_id: str, session_id: str) -> list[dict]:
+    with sqlite3.connect(server.feedback_db) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute("SELECT * FROM feedback WHERE event = ? AND suggestion_id = ? AND session_id = ?",
+                          (event, suggestion_id, session_id)).fetchall()
+    return [dict(r) for r in rows]
+
+
+def session_id(page: Page) -> str:
+    return page.evaluate("window.assistSidebar.state.sessionId")
+
+
+# --- the brief's scenarios ----------------------------------------------------------------------------
+
+
+def test_refund_question_shows_refund_article_template_and_full_article(open_sidebar, server):
+    page = open_sidebar()
+    page.fill("#cust-name", "李先生")
+    page.fill("#cust-order", "DD202611230001")
+    say(page, REFUND)
+
+    answer = page.locator('.card.answer[data-id="refund-timing"]')
+    expect(answer).to_be_visible()
+    expect(page.locator("#answers .card.answer").first).to_have_attribute("data-id", "refund-timing")
+    expect(page.locator("#intent .intent-label")).to_have_text("退款进度")
+    expect(page.locator("#intent .confidence")).to_have_text("100%")
+    expect(answer.locator(".path")).to_have_text("退款到账时间 > 银行卡")
+    assert "退款" in answer.locator(".snippet mark").all_text_contents()
+    template = page.locator('.card.template[data-id="tpl-refund-timing"]')
+    expect(template.locator(".tpl-text")).to_contain_text("李先生，您的订单 DD202611230001 的退款已经审核通过")
+    expect(template.locator("input[data-var]")).to_have_count(0)  # the profile filled everything it needs
+    expect(page.locator("#escalation")).to_be_hidden()
+    expect(page.locator("#suggestions")).to_have_attribute("aria-busy", "false")
+    shoot(page, "refund")
+
+    # "shown" once per suggestion, with the intent and index version of the response
+    wait_feedback(page, "shown", "refund-timing")
+    (row,) = stored(server, "shown", "refund-timing", session_id(page))
+    assert row["kind"] == "article" and row["intent"] == "refund_status" and row["index_version"]
+
+    # the full article in the drawer, opened at the matched section
+    answer.get_by_role("button", name="查看全文").click()
+    dialog = page.locator("#article")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#article-title")).to_have_text("退款到账时间")
+    expect(dialog.locator("[data-heading='银行卡']")).to_have_class("target")
+    expect(dialog.locator(".article-body")).to_contain_text("储蓄卡退款需要 3 到 7 个工作日")
+    page.screenshot(path=ARTIFACTS / "article-400x900.png")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+
+def test_angry_customer_shows_escalation_banner_with_cues(open_sidebar):
+    page = open_sidebar()
+    page.fill("#cust-name", "王女士")
+    say(page, "我的退款一周了还没到账")
+    expect(page.locator("#answers .card.answer").first).to_be_visible()
+    expect(page.locator("#escalation")).to_be_hidden()
+    say(page, ANGRY)
+
+    banner = page.locator("#escalation")
+    expect(banner).to_be_visible()
+    expect(banner).to_have_attribute("role", "alert")
+    expect(banner).to_contain_text("情绪等级 3/3")
+    cues = banner.locator(".cue").all_text_contents()
+    assert {"12315", "投诉", "退钱"} <= set(cues), cues
+    assert banner.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(200, 30, 30)"
+    expect(page.locator("#esc-flag")).to_have_text("⚠ 情绪升级 3/3")  # also in the (sticky) top bar
+    # the apology template asks for what the profile does not know
+    tpl = page.locator('.card.template[data-id="tpl-complaint-apology"]')
+    expect(tpl.locator('input[data-var="ticket_id"]')).to_be_visible()
+    expect(tpl.locator(".slot")).to_have_text("【工单号】")
+    shoot(page, "angry")
+
+
+def test_copy_template_fills_variables_and_stores_a_used_event(open_sidebar, server):
+    page = open_sidebar()
+    page.fill("#cust-name", "李先生")
+    say(page, REFUND)
+    card = page.locator('.card.template[data-id="tpl-refund-timing"]')
+    expect(card.locator(".slot")).to_have_text("【订单号】")
+    expect(page.locator("#templates .card.template").first).to_have_attribute("data-id", "tpl-refund-timing")
+
+    # Alt+1 with a blank required variable: nothing copied, the blank gets the focus
+    page.keyboard.press("Alt+1")
+    order = card.locator('input[data-var="order_id"]')
+    expect(order).to_be_focused()
+    expect(page.locator("#toast")).to_contain_text("请先填写：订单号")
+
+    # typing replaces the placeholder live; Alt+1 then copies the finished reply
+    order.type("DD202611230009")
+    expect(card.locator(".slot")).to_have_count(0)
+    expect(card.locator(".tpl-text")).to_contain_text("您的订单 DD202611230009 的退款")
+    page.keyboard.press("Alt+1")
+    expect(page.locator("#toast")).to_contain_text("已复制")
+    clip = page.evaluate("navigator.clipboard.readText()")
+    assert clip.startswith("李先生，您的订单 DD202611230009 的退款已经审核通过")
+
+    wait_feedback(page, "used", "tpl-refund-timing")
+    (row,) = stored(server, "used", "tpl-refund-timing", session_id(page))
+    assert row["kind"] == "template" and row["intent"] == "refund_status" and row["index_version"]
+    assert row["latency_ms"] is not None and row["latency_ms"] >= 0
+    assert row["text"] == clip
+    assert json.loads(row["conversation"]) == [{"role": "customer", "text": REFUND}]
+
+    # "insert into reply" (Alt+Shift+1) puts the text in the agent's box; sending it changed is an "edited" event
+    page.keyboard.press("Alt+Shift+1")
+    expect(page.locator("#composer-text")).to_have_value(clip)
+    expect(page.locator('input[name="role"][value="agent"]')).to_be_checked()
+    page.press("#composer-text", "End")
+    page.keyboard.type("祝您生活愉快！")
+    page.press("#composer-text", "Control+Enter")
+    expect(page.locator(".msg.agent .bubble")).to_contain_text("祝您生活愉快！")
+    wait_feedback(page, "edited", "tpl-refund-timing")
+    (edited,) = stored(server, "edited", "tpl-refund-timing", session_id(page))
+    assert edited["text"].endswith("祝您生活愉快！")
+
+    # editing a template in its card is an "edited" event too; the edit sticks until reverted
+    delay = page.locator('.card.template[data-id="tpl-shipping-delay"]')
+    delay.get_by_role("button", name="编辑").click()
+    editor = delay.locator("textarea.tpl-edit")
+    expect(editor).to_be_focused()
+    editor.fill("您的包裹物流更新较慢，我们已经为您登记催件。")
+    delay.get_by_role("button", name="完成编辑").click()
+    expect(delay.locator(".tpl-text")).to_have_text("您的包裹物流更新较慢，我们已经为您登记催件。")
+    expect(delay.locator(".badge")).to_have_text("已编辑")
+    wait_feedback(page, "edited", "tpl-shipping-delay")
+    delay.get_by_role("button", name="还原").click()
+    expect(delay.locator(".slot")).to_have_text("【快递单号】")
+
+    # ✕ dismisses a card for the rest of the conversation and says so
+    other = page.locator('.card.answer[data-id="return-policy"]')
+    other.get_by_role("button", name="忽略答案：七天无理由退货").click()
+    expect(other).to_have_count(0)
+    wait_feedback(page, "dismissed", "return-policy")
+    assert stored(server, "dismissed", "return-policy", session_id(page))
+
+
+def test_wrong_api_key_says_so_and_recovers_after_settings(open_sidebar):
+    page = open_sidebar(key="wrong-key")
+    say(page, REFUND)
+    error = page.locator("#error")
+    expect(error).to_contain_text("API key 无效，请在设置中更新")
+    expect(page.locator("#conn")).to_have_text("API key 无效")
+    shoot(page, "error-auth")
+
+    error.get_by_role("button", name="打开设置").click()
+    expect(page.locator("#api-key")).to_be_focused()
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Enter")
+    expect(page.locator('.card.answer[data-id="refund-timing"]')).to_be_visible()
+    expect(error).to_be_hidden()
+    assert page.evaluate("localStorage.getItem('assist.apiKey')") == KEY
+
+
+def test_service_down_shows_retry_and_keeps_old_results(open_sidebar):
+    page = open_sidebar()
+    say(page, REFUND)
+    expect(page.locator('.card.answer[data-id="refund-timing"]')).to_be_visible()
+    page.route("**/v1/suggest", lambda route: route.abort("connectionrefused"))
+    say(page, "我的快递怎么还没到")
+    error = page.locator("#error")
+    expect(error).to_contain_text("assist 服务暂时不可用")
+    expect(page.locator('.card.answer[data-id="refund-timing"]')).to_be_visible()  # the last good results stay
+    shoot(page, "error-down")
+
+    page.unroute("**/v1/suggest")
+    page.route("**/v1/suggest", lambda route: route.fulfill(
+        status=503, json={"error": {"code": "index_not_loaded", "message": "no index loaded yet"}}))
+    error.get_by_role("button", name="重试").click()
+    expect(error).to_contain_text("服务器返回 503：no index loaded yet")
+
+    page.unroute("**/v1/suggest")
+    error.get_by_role("button", name="重试").click()
+    expect(page.locator('.card.answer[data-id="shipping-delay"]')).to_be_visible()
+    expect(error).to_be_hidden()
+
+
+def test_layout_360_stacks_without_horizontal_scroll_and_1280_is_side_by_side(open_sidebar):
+    page = open_sidebar(width=360, height=800)
+    page.fill("#cust-order", "DD2026112300019999999999999999")
+    say(page, "订单DD202611230001888888888888888888888888888888 " + ANGRY)
+    expect(page.locator("#escalation")).to_be_visible()
+    expect(page.locator("#templates .card.template").first).to_be_visible()
+    widths = page.evaluate("({doc: document.documentElement.scrollWidth, body: document.body.scrollWidth, view: window.innerWidth})")
+    assert widths["doc"] <= widths["view"] and widths["body"] <= widths["view"], widths
+    chat, panel = page.locator(".pane-chat").bounding_box(), page.locator("#suggestions").bounding_box()
+    assert chat["y"] + chat["height"] <= panel["y"], "at 360 px the suggestions go below the conversation"
+    page.screenshot(path=ARTIFACTS / "angry-360-full.png", full_page=True)
+
+    page.set_viewport_size({"width": 1280, "height": 800})
+    chat, panel = page.locator(".pane-chat").bounding_box(), page.locator("#suggestions").bounding_box()
+    assert chat["x"] + chat["width"] <= panel["x"] and abs(chat["y"] - panel["y"]) < 2, "side by side on wide screens"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+# --- behaviour under the hood ---------------------------------------------------------------------------
+
+
+def test_untrusted_text_is_escaped_and_abstain_is_shown(open_sidebar):
+    page = open_sidebar()
+    evil = '<img src=x onerror="window.__xss=1">'
+    fake = {
+        "intent": {"name": "out_of_scope", "label": "无关问题", "confidence": 0.7, "escalate": False, "alternatives": []},
+        "emotion": {"level": 0, "escalate": False, "cues": []},
+        "answers": [{"article_id": "evil", "title": f"标题{evil}", "heading_path": [evil, "b"], "snippet": f"退款(1){evil}<b>粗</b>",
+                     "score": 0.5, "matched_terms": ["退款(1)", "<b>", "img"], "chunk_id": "x"}],
+        "templates": [{"template_id": "tpl-evil", "title": evil, "text": f"<script>window.__xss=2</script>【订单号】{evil}",
+                       "missing_variables": ["order_id"], "score": 0.3, "tier": None}],
+        "abstained": False, "top_similarity": 0.5, "query": "x", "index_version": "v1", "timings_ms": {"total": 1.0},
+    }
+    page.route("**/v1/suggest", lambda route: route.fulfill(json=fake))
+    page.route("**/v1/feedback", lambda route: route.fulfill(status=201, json={"id": 1, "event": "shown", "created_at": "now"}))
+    page.route("**/v1/templates/*", lambda route: route.fulfill(status=404, json={"error": {"code": "not_found", "message": "no"}}))
+    say(page, "随便问问")
+    snippet = page.locator('.card.answer[data-id="evil"] .snippet')
+    expect(snippet).to_contain_text(evil)
+    marks = snippet.locator("mark").all_text_contents()
+    assert "退款(1)" in marks and "<b>" in marks and "img" in marks
+    assert page.locator("#suggestions img, #suggestions script, #suggestions b").count() == 0
+    assert page.evaluate("window.__xss") is None
+    # without the template detail the placeholder still gets an inline input
+    expect(page.locator('.card.template[data-id="tpl-evil"] input[data-var="order_id"]')).to_be_visible()
+
+    fake.update(answers=[], abstained=True)
+    say(page, "今天天气怎么样")
+    expect(page.locator("#answers .abstain")).to_contain_text("知识库中没有足够相关的答案")
+
+
+def test_latest_request_wins_and_stale_requests_are_aborted(open_sidebar):
+    page = open_sidebar()
+    out = page.evaluate("""async () => {
+        const { SuggestScheduler } = await import('/static/js/api.js');
+        const pending = [], results = [], aborted = [];
+        let n = 0;
+        const s = new SuggestScheduler({
+            delayMs: 20,
+            fetchSuggest: (payload, signal) => new Promise((resolve) => {
+                signal.addEventListener('abort', () => aborted.push(payload.n));
+                pending.push(resolve);
+            }),
+            buildPayload: () => ({ n: ++n }),
+            onStart() {}, onResult: (d) => results.push(d.n), onError: (e) => results.push('error: ' + e),
+        });
+        s.run(); s.run();                       // two requests in flight: the first is aborted
+        pending[1]({ n: 2 });                   // the newer answer arrives first...
+        await new Promise((r) => setTimeout(r, 0));
+        pending[0]({ n: 1 });                   // ...and the stale one after it: dropped
+        await new Promise((r) => setTimeout(r, 0));
+        s.schedule(); s.schedule(); s.schedule();  // debounced: one request
+        await new Promise((r) => setTimeout(r, 80));
+        pending[2]({ n: 3 });
+        await new Promise((r) => setTimeout(r, 0));
+        return { results, aborted, requests: pending.length, dropped: s.dropped };
+    }""")
+    assert out == {"results": [2, 3], "aborted": [1], "requests": 3, "dropped": 1}
+
+
+def test_pasted_transcript_and_demo_conversations(open_sidebar):
+    page = open_sidebar()
+    parsed = page.evaluate("""async () => (await import('/static/js/text.js')).parseTranscript(
+        '[10:01] 客户：你好\\n客服: 您好，请问有什么可以帮您？\\ncustomer: my parcel\\nis late\\nAgent (小王): checking\\n系统: 会话转接')""")
+    assert parsed == [
+        {"role": "customer", "text": "你好"}, {"role": "agent", "text": "您好，请问有什么可以帮您？"},
+        {"role": "customer", "text": "my parcel\nis late"}, {"role": "agent", "text": "checking"},
+        {"role": "system", "text": "会话转接"},
+    ]
+
+    page.get_by_role("button", name="粘贴对话").click()
+    page.fill("#paste-text", "客户: 你好\n客服: 您好，请问有什么可以帮您？\n客户: 退款到账要多久？我用的银行卡")
+    page.get_by_role("button", name="导入").click()
+    expect(page.locator("#messages .msg")).to_have_count(3)
+    expect(page.locator('.card.answer[data-id="refund-timing"]')).to_be_visible()
+
+    # the logistics demo: the last turn ("那大概还要几天？") only makes sense with the earlier one
+    page = open_sidebar(path="/?demo=logistics")
+    expect(page.locator("#intent .intent-label")).to_have_text("物流延迟")
+    expect(page.locator('.card.template[data-id="tpl-shipping-delay"] .tpl-text')).to_contain_text("SF1234567890")
+    demos = page.locator("#demo-select option").evaluate_all("os => os.map(o => o.value)")
+    assert {"refund", "logistics", "invoice", "angry"} <= set(demos)
+    page.select_option("#demo-select", "english")
+    page.get_by_role("button", name="▶ 回放").click()
+    expect(page.locator('.card.answer[data-id="international-shipping"]')).to_be_visible()
