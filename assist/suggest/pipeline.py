@@ -142,11 +142,11 @@ class Suggester:
             first = bool(vip and tier and intent.name in t["intents"])
             scored.append((first, score, t))
         scored.sort(key=lambda x: (not x[0], -x[1]))
-        if emotion.escalate:  # an upset customer first needs the apology / escalation reply
+        if emotion.escalate:  # an upset customer also needs the apology / escalation reply, right after the answer
             calming = next((x for x in scored if self._escalating & set(x[2]["intents"])), None)
-            if calming is not None:
+            if calming is not None and scored.index(calming) > 1:
                 scored.remove(calming)
-                scored.insert(0, calming)
+                scored.insert(1, calming)
         values = {**extract_entities(customer_texts), **{k: str(v) for k, v in customer.items() if v not in (None, "")}}
         if "name" in customer and "customer_name" not in values:
             values["customer_name"] = str(customer["name"])
