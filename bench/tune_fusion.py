@@ -8,7 +8,6 @@ graded on the queries that chose them. Uses the eval index `assist eval retrieva
 
 import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
 

@@ -1,4 +1,10 @@
+import contextlib
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,3 +60,47 @@ def fake_env(monkeypatch, tmp_path):
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live_server(tmp: Path, env: dict[str, str], timeout: float = 60):
+    """A real `assist serve` (uvicorn) on 127.0.0.1 with the fake settings plus `env`; yields its URL
+    once /readyz answers 200 and stops it afterwards. The log is tmp/server.log."""
+    import httpx
+
+    port = free_port()
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "ASSIST_DEV_MODE": "0", **FAKE_ENV, **env}
+    log = tmp / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "assist"), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            env=full_env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"assist serve exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"assist serve not ready after {timeout:.0f} s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,9 +1,7 @@
 """A real `assist serve` (uvicorn) on 127.0.0.1: auth, round trip, feedback, hot reload under load, schemathesis."""
 
 import json
-import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +14,7 @@ import httpx
 import pytest
 
 from assist.index.store import build_index
-from tests.conftest import CHUNKING, TINY_KB
+from tests.conftest import CHUNKING, TINY_KB, live_server
 
 KEY, ADMIN = "live-agent-key-0123456789", "live-admin-token-0123456789"
 AGENT = {"X-API-Key": KEY}
@@ -35,60 +33,20 @@ class Live:
     log: Path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, embedder):
     tmp = tmp_path_factory.mktemp("live")
     kb = tmp / "kb"
     shutil.copytree(TINY_KB, kb)
     version = build_index(kb, tmp / "idx", embedder, chunking=CHUNKING).version
-    port = free_port()
     env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
         "ASSIST_INDEX_DIR": str(tmp / "idx"),
         "ASSIST_FEEDBACK_DB": str(tmp / "feedback.db"),
-        "ASSIST_EMBEDDING__BACKEND": "hashing",
-        "ASSIST_SUGGEST__INTENT_OOS_THRESHOLD": "0.25",
-        "ASSIST_SUGGEST__ABSTAIN_MIN_DENSE": "0.15",
-        "ASSIST_SUGGEST__ABSTAIN_MIN_DENSE_OOS": "0.3",
         "ASSIST_API_KEYS": f"another-key-abcdefghij,{KEY}",
         "ASSIST_ADMIN_TOKEN": ADMIN,
-        "ASSIST_DEV_MODE": "0",
     }
-    log = tmp / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "assist"), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-            env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"assist serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"assist serve not ready after 60 s:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield Live(url, tmp, kb, tmp / "idx", version, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with live_server(tmp, env) as url:
+        yield Live(url, tmp, kb, tmp / "idx", version, tmp / "server.log")
 
 
 def test_live_auth(live):

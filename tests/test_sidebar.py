@@ -7,20 +7,15 @@ review go to test-artifacts/sidebar/.
 
 import json
 import os
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from assist.index.store import build_index
-from tests.conftest import CHUNKING, TINY_KB
+from tests.conftest import CHUNKING, TINY_KB, live_server
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts" / "sidebar"
@@ -39,60 +34,19 @@ class Server:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, embedder):
     """uvicorn with the tiny KB, the hashing embedder and the API key `test-key`, on a free port."""
     tmp = tmp_path_factory.mktemp("sidebar")
     build_index(TINY_KB, tmp / "idx", embedder, chunking=CHUNKING)
-    port = _free_port()
     env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "ASSIST_EMBEDDING__BACKEND": "hashing",
-        "ASSIST_SUGGEST__INTENT_OOS_THRESHOLD": "0.25",
-        "ASSIST_SUGGEST__ABSTAIN_MIN_DENSE": "0.15",
-        "ASSIST_SUGGEST__ABSTAIN_MIN_DENSE_OOS": "0.3",
         "ASSIST_INDEX_DIR": str(tmp / "idx"),
         "ASSIST_FEEDBACK_DB": str(tmp / "fb.db"),
         "ASSIST_API_KEYS": KEY,
         "ASSIST_ADMIN_TOKEN": "test-admin",
-        "ASSIST_DEV_MODE": "0",
     }
-    log = tmp / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log"],
-            env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uvicorn exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn not ready after 60 s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield Server(url, tmp / "fb.db", log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with live_server(tmp, env) as url:
+        yield Server(url, tmp / "fb.db", tmp / "server.log")
 
 
 @pytest.fixture(scope="module")
