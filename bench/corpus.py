@@ -228,13 +228,24 @@ def index_dir(size: str) -> Path:
 
 def ensure_index(size: str, rebuild: bool = False, log=print) -> dict:
     """Build (or reuse) the index of one benchmark size; returns what bench.json records."""
+    corpus = make_corpus(SIZES[size], log)
+    return ensure_built(size, corpus, rebuild, log)
+
+
+def insuranceqa_corpus(log=print) -> Corpus:
+    """The 8,000 InsuranceQA-zh answers alone, one chunk each, no KB (as `assist eval retrieval` indexes them)."""
+    _, _, _, iqa_chunks = real_chunks()
+    return Corpus(iqa_chunks, real_vectors(iqa_chunks, passage_model_id(), log), len(iqa_chunks), 0, None, [])
+
+
+def ensure_built(name: str, corpus: Corpus, rebuild: bool = False, log=print) -> dict:
+    """Build .assist/bench/<name> from a corpus through a seeded embedding cache, unless a matching build exists."""
     from assist.index.dense import choose_kind
 
     s = settings()
-    n = SIZES[size]
-    folder = index_dir(size)
+    n = len(corpus.chunks)
+    folder = index_dir(name)
     meta_file = folder / "bench.json"
-    corpus = make_corpus(n, log)
     kind = choose_kind(n, s.dense)
     fp = corpus_fingerprint(corpus, kind)
     if not rebuild and meta_file.is_file() and current_version(folder):
@@ -257,13 +268,13 @@ def ensure_index(size: str, rebuild: bool = False, log=print) -> dict:
                                chunking=s.chunking, dense=s.dense, keep_versions=1)
     seconds = time.perf_counter() - t0
     meta = {
-        "size": size, "chunks": len(corpus.chunks), "real": corpus.n_real, "derived": corpus.n_derived,
+        "size": name, "chunks": n, "real": corpus.n_real, "derived": corpus.n_derived,
         "dense_kind": kind, "version": result.version, "fingerprint": fp, "model": model_id,
-        "build_seconds": round(seconds, 2), "build_chunks_per_s": round(len(corpus.chunks) / seconds, 1),
+        "build_seconds": round(seconds, 2), "build_chunks_per_s": round(n / seconds, 1),
         "embedded": result.embedded, "reused": False,
     }
     meta_file.write_text(json.dumps(meta, indent=2))
-    log(f"built {size}: {meta['chunks']} chunks ({meta['real']} real, {meta['derived']} derived vectors), "
+    log(f"built {name}: {n} chunks ({meta['real']} real, {meta['derived']} derived vectors), "
         f"{kind}, {seconds:.1f}s = {meta['build_chunks_per_s']} chunks/s (warm cache)")
     return meta
 

@@ -12,7 +12,10 @@ cases) `--passes` times, one request at a time. It reports p50/p95/p99 of
     score every row), the FAISS search at the depth the article search uses, the fusion, and the
     article / template searches whole;
   * RSS after loading and after the run (VmRSS, and its anonymous / file-backed parts: vectors.npy is
-    memory-mapped).
+    memory-mapped);
+  * above the flat threshold, the recall of the HNSW index: share of the exact top-100 dense
+    candidates it returns at the article search's depth, on 200 of the same queries, for the
+    configured efSearch and 256 / 512 (with the search time of each).
 RSS per 100k chunks = (RSS at 100k - RSS at 1k) / 99,000 x 100,000, i.e. what the chunks cost on top
 of the model and the process.
 """
@@ -65,19 +68,21 @@ def measure(size: str, passes: int, warmup: int) -> dict:
                 stages[k].append(out.timings_ms.get(k, 0.0))
             if out.query.text:
                 queries.append(out.query.text)
+    mem_after = memory_mb()  # steady state of the product's own path, before the pieces below
 
     # The pieces Index.search lumps together, on the same query texts (article search, hybrid).
     top_k = s.suggest.answers
     want = max(max(4 * top_k, 20), index.hybrid.candidates)
     articles = index.rows_of_kind("article")
     big = len(articles) > 4096
-    pieces = {k: [] for k in ("encode", "bm25_tokenize", "bm25_score_all_rows", "bm25_top", "faiss_search",
-                              "fusion", "search_articles", "search_templates")}
+    pieces = {k: [] for k in ("encode", "bm25_tokenize", "bm25_tokenize_and_score_all", "bm25_top",
+                              "faiss_search", "fusion", "search_articles", "search_templates")}
     clock = time.perf_counter
     for q in queries:
         t = clock(); qv = embedder.encode_queries([q])[0]; pieces["encode"].append(clock() - t)
         t = clock(); index.lexical.tokenizer.tokenize(q); pieces["bm25_tokenize"].append(clock() - t)
-        t = clock(); bm = index.lexical.scores(q); pieces["bm25_score_all_rows"].append(clock() - t)
+        index.lexical._last_terms = index.lexical._last_scores = None
+        t = clock(); bm = index.lexical.scores(q); pieces["bm25_tokenize_and_score_all"].append(clock() - t)
         t = clock()
         part = bm[articles]
         top = _top_rows(part, want)
@@ -95,20 +100,38 @@ def measure(size: str, passes: int, warmup: int) -> dict:
         candidates = set(dense_s) | set(bm25_s)
         missing = [r for r in candidates if r not in dense_s]
         if missing:
-            dense_s.update(zip(missing, np.asarray(index.vectors[missing] @ qv).tolist()))
+            dense_s.update(zip(missing, (index.vectors_of(missing) @ qv).tolist()))
         t = clock(); fuse(dense_s, bm25_s, candidates, index.hybrid); pieces["fusion"].append(clock() - t)
+        index.lexical._last_terms = index.lexical._last_scores = None  # as in a request: BM25 not yet computed
         t = clock(); index.search(q, k=max(4 * top_k, 20), mode="hybrid", kind="article", query_vector=qv); pieces["search_articles"].append(clock() - t)
         t = clock(); index.search(q, k=len(suggester.templates), mode="hybrid", kind="template", query_vector=qv); pieces["search_templates"].append(clock() - t)
+    recall = None
+    if index.manifest["dense"]["kind"] == "hnsw":  # the approximate index against exact search, same queries
+        vectors = np.load(index.path / "vectors.npy")  # after the RSS reading: this touches every row
+        sample = embedder.encode_queries(queries[:200])
+        exact = [set(np.argpartition(-(vectors @ qv), want)[:want].tolist()) for qv in sample]
+        configured = index.dense_index.hnsw.efSearch
+        recall = {}
+        for ef in sorted({configured, 256, 512}):
+            index.dense_index.hnsw.efSearch = ef
+            found, t = [], clock()
+            for qv, ex in zip(sample, exact):
+                _, rows = search_dense(index.dense_index, qv, want * 4)  # the article search's depth
+                found.append(len(set(rows.tolist()) & ex) / want)
+            recall[f"ef_search_{ef}"] = {f"recall@{want}": round(float(np.mean(found)), 4),
+                                         "search_ms": round((clock() - t) * 1000 / len(sample), 3)}
+        index.dense_index.hnsw.efSearch = configured
     return {
         "size": size,
         "chunks": len(index.chunks),
+        "dense_recall_at_candidates": recall,
         "dense_kind": index.manifest["dense"]["kind"],
         "query_model": getattr(embedder, "query_model_id", embedder.model_id),
         "index_model": index.manifest["model"]["id"],
         "requests": len(wall),
         "model_load_s": round(model_s, 2),
         "index_load_s": round(load_s, 2),
-        "memory": {"start": mem_start, "model_loaded": mem_model, "index_loaded": mem_loaded, "after_run": memory_mb()},
+        "memory": {"start": mem_start, "model_loaded": mem_model, "index_loaded": mem_loaded, "after_run": mem_after},
         "suggest_wall": percentiles(wall),
         "stages": {k: percentiles(v) for k, v in stages.items()},
         "pieces": {k: percentiles(np.asarray(v) * 1000) for k, v in pieces.items()},
@@ -142,14 +165,14 @@ def rss_per_100k(results: dict) -> dict | None:
 def print_table(results: dict) -> None:
     print("\nsuggest latency, warm, one request at a time, ms (p50 / p95 / p99)")
     cols = list(results)
-    print(f"{'':22}" + "".join(f"{c + ' (' + results[c]['dense_kind'] + ')':>26}" for c in cols))
+    print(f"{'':30}" + "".join(f"{c + ' (' + results[c]['dense_kind'] + ')':>26}" for c in cols))
 
     def row(name, get):
         cells = []
         for c in cols:
             p = get(results[c])
             cells.append(f"{p['p50_ms']:8.2f} {p['p95_ms']:8.2f} {p['p99_ms']:8.2f}")
-        print(f"{name:22}" + "".join(f"{x:>26}" for x in cells))
+        print(f"{name:30}" + "".join(f"{x:>26}" for x in cells))
 
     row("suggest (wall)", lambda r: r["suggest_wall"])
     for st in STAGES:
@@ -157,6 +180,10 @@ def print_table(results: dict) -> None:
     print("pieces of Index.search, timed directly:")
     for name in next(iter(results.values()))["pieces"]:
         row(f"  {name}", lambda r, name=name: r["pieces"][name])
+    for c in cols:
+        if results[c].get("dense_recall_at_candidates") is not None:
+            print(f"{c}: HNSW share of the exact top-100 dense candidates found (and search ms): "
+                  + ", ".join(f"{k} {v['recall@100']:.3f} ({v['search_ms']:.2f} ms)" for k, v in results[c]["dense_recall_at_candidates"].items()))
     print("RSS MB after load / after run (anon + file-backed):")
     for c in cols:
         m = results[c]["memory"]

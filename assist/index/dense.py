@@ -53,6 +53,13 @@ def load_dense(path: Path, settings: DenseSettings):
     return index
 
 
+def stores_vectors(index) -> bool:
+    """True when the index keeps the exact float32 vectors and can hand rows back (flat, HNSW-flat)."""
+    import faiss
+
+    return isinstance(index, (faiss.IndexFlat, faiss.IndexHNSWFlat))
+
+
 def search_dense(index, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (scores, rows) for one normalised query vector; rows of -1 are dropped."""
     k = min(k, index.ntotal)

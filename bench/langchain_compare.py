@@ -1,0 +1,203 @@
+"""assist's hybrid search next to the stock LangChain hybrid pipeline, same queries, same process.
+
+    python bench/langchain_compare.py [--queries 2000] [--k 5] [--json out.json]
+
+The task: InsuranceQA-zh (8,000 answers, 2,000 questions, ../shared/data); a hit is any relevant
+answer among the top 5.
+
+  ours:      `Index.search(q, k=5, mode="hybrid")` over the index `assist eval retrieval` would build
+             (dense FAISS + jieba/bm25s BM25, z-score fusion).
+  LangChain: what a Chinese user assembles from the docs: `langchain_community` FAISS vector store
+             (`FAISS.from_embeddings`, default settings) + `BM25Retriever` (rank_bm25) with
+             `jieba.lcut` as preprocess_func, both k=5, fused by `langchain_classic`'s
+             `EnsembleRetriever` (weighted RRF, equal weights).
+
+Both use the SAME embedding model and runtime: our query embedder wrapped as a LangChain
+`Embeddings` (same "query: " / "passage: " prefixes), and the same cached passage vectors handed to
+`FAISS.from_embeddings`, so nothing is re-encoded. Queries alternate ours/theirs (order flipped every
+query), one at a time, after a warm-up, so both see the same machine state. Reported: per-query
+latency ratio theirs/ours (median), p50/p95 of each, hit@1/hit@5 of each, and the same ratio with
+the query encoding taken out (both sides get the vector from a memo), i.e. retrieval alone.
+"""
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import INSURANCEQA, loadavg, percentiles, query_embedder, read_jsonl, settings  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def langchain_versions() -> dict:
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("langchain-core", "langchain-community", "langchain-classic", "rank-bm25", "faiss-cpu")}
+
+
+def build_langchain(corpus_rows: list[dict], vectors: np.ndarray, embedder, k: int):
+    import jieba
+    from langchain_classic.retrievers import EnsembleRetriever
+    from langchain_community.retrievers import BM25Retriever
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.embeddings import Embeddings
+
+    class AssistEmbeddings(Embeddings):
+        """Our embedder as a LangChain Embeddings: same model, runtime and E5 prefixes."""
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return embedder.encode_passages(texts).tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            return embedder.encode_queries([text])[0].tolist()
+
+    jieba.setLogLevel(60)
+    texts = [r["text"] for r in corpus_rows]
+    metadatas = [{"id": r["id"]} for r in corpus_rows]
+    store = FAISS.from_embeddings(list(zip(texts, vectors.tolist())), AssistEmbeddings(), metadatas=metadatas)
+    dense = store.as_retriever(search_kwargs={"k": k})
+    bm25 = BM25Retriever.from_texts(texts, metadatas=metadatas, preprocess_func=jieba.lcut, k=k)
+    return EnsembleRetriever(retrievers=[bm25, dense], weights=[0.5, 0.5]), bm25, dense, store
+
+
+class Memo:
+    """Query vectors computed once: lets both sides be timed without the shared encoding."""
+
+    def __init__(self, inner):
+        self.inner, self.model_id, self.dim, self.memo = inner, inner.model_id, inner.dim, {}
+
+    def encode_queries(self, texts):
+        return np.stack([self.memo[t] if t in self.memo else self.memo.setdefault(t, self.inner.encode_queries([t])[0]) for t in texts])
+
+    def encode_passages(self, texts):
+        return self.inner.encode_passages(texts)
+
+
+def hits_at(ranked: list[str], relevant: set[str], k: int) -> bool:
+    return bool(set(ranked[:k]) & relevant)
+
+
+def compare(n_queries: int, k: int = 5, seed: int = 0, log=print) -> dict:
+    from assist.index.store import load_index
+
+    from corpus import ensure_built, index_dir, insuranceqa_corpus
+
+    s = settings()
+    corpus = insuranceqa_corpus(log=lambda *_: None)
+    ensure_built("insuranceqa", corpus, log=log)
+    embedder = query_embedder()
+    index = load_index(index_dir("insuranceqa"), embedder, dense=s.dense, hybrid=s.hybrid)
+    rows = read_jsonl(INSURANCEQA / "corpus.jsonl")
+    queries = read_jsonl(INSURANCEQA / "queries.jsonl")
+    if n_queries < len(queries):
+        queries = random.Random(seed).sample(queries, n_queries)
+    t0 = time.perf_counter()
+    ensemble, bm25, dense, store = build_langchain(rows, corpus.vectors, embedder, k)
+    setup_s = time.perf_counter() - t0
+    log(f"LangChain pipeline ready in {setup_s:.1f}s (rank_bm25 + jieba.lcut over {len(rows)} answers, FAISS from cached vectors)")
+
+    def ours(q):
+        return [h.chunk.article_id for h in index.search(q, k=k, mode="hybrid")]
+
+    def theirs(q):
+        return [d.metadata["id"] for d in ensemble.invoke(q)]
+
+    for q in queries[:20]:  # warm-up
+        ours(q["text"]), theirs(q["text"])
+    t_ours, t_theirs, hit = [], [], {"ours": {1: 0, 5: 0}, "langchain": {1: 0, 5: 0}}
+    for i, q in enumerate(queries):
+        rel = set(q["relevant"])
+        order = (("ours", ours), ("langchain", theirs)) if i % 2 == 0 else (("langchain", theirs), ("ours", ours))
+        for name, fn in order:
+            start = time.perf_counter()
+            ranked = fn(q["text"])
+            ms = (time.perf_counter() - start) * 1000
+            (t_ours if name == "ours" else t_theirs).append(ms)
+            for kk in (1, 5):
+                hit[name][kk] += hits_at(ranked, rel, kk)
+    ratio = np.asarray(t_theirs) / np.asarray(t_ours)
+
+    # Retrieval alone: the same queries with their vectors memoised on both sides.
+    memo = Memo(embedder)
+    index.embedder = memo
+    ensemble_m = build_langchain_memo(store, bm25, memo, k)
+    sub = queries[: min(500, len(queries))]
+    for q in sub:
+        memo.encode_queries([q["text"]])
+    r_ours, r_theirs, parts = [], [], {"bm25_retriever": [], "faiss_retriever": []}
+    for i, q in enumerate(sub):
+        t = time.perf_counter(); index.search(q["text"], k=k, mode="hybrid"); r_ours.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter(); ensemble_m.invoke(q["text"]); r_theirs.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter(); bm25.invoke(q["text"]); parts["bm25_retriever"].append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter(); ensemble_m.retrievers[1].invoke(q["text"]); parts["faiss_retriever"].append((time.perf_counter() - t) * 1000)
+    index.embedder = embedder
+    n = len(queries)
+    return {
+        "queries": n, "k": k, "corpus": len(rows),
+        "query_model": getattr(embedder, "query_model_id", embedder.model_id),
+        "versions": langchain_versions(),
+        "langchain_setup_s": round(setup_s, 1),
+        "latency_ratio": round(float(np.median(ratio)), 2),
+        "latency_ratio_of_medians": round(float(np.median(t_theirs) / np.median(t_ours)), 2),
+        "ours_ms": percentiles(t_ours), "langchain_ms": percentiles(t_theirs),
+        "hit@1_ours": round(hit["ours"][1] / n, 4), "hit@5_ours": round(hit["ours"][5] / n, 4),
+        "hit@1_langchain": round(hit["langchain"][1] / n, 4), "hit@5_langchain": round(hit["langchain"][5] / n, 4),
+        "retrieval_only": {
+            "queries": len(sub),
+            "latency_ratio": round(float(np.median(np.asarray(r_theirs) / np.asarray(r_ours))), 2),
+            "ours_ms": percentiles(r_ours), "langchain_ms": percentiles(r_theirs),
+            "langchain_parts_ms": {k_: percentiles(v) for k_, v in parts.items()},
+        },
+        "loadavg": loadavg(),
+    }
+
+
+def build_langchain_memo(store, bm25, memo, k: int):
+    """The same ensemble, its vector store embedding queries through the memo."""
+    from langchain_classic.retrievers import EnsembleRetriever
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.embeddings import Embeddings
+
+    class MemoEmbeddings(Embeddings):
+        def embed_documents(self, texts):
+            return memo.encode_passages(texts).tolist()
+
+        def embed_query(self, text):
+            return memo.encode_queries([text])[0].tolist()
+
+    memo_store = FAISS(MemoEmbeddings(), store.index, store.docstore, store.index_to_docstore_id)
+    return EnsembleRetriever(retrievers=[bm25, memo_store.as_retriever(search_kwargs={"k": k})], weights=[0.5, 0.5])
+
+
+def print_report(r: dict) -> None:
+    print(f"\nInsuranceQA-zh, {r['queries']} queries over {r['corpus']} answers, top {r['k']}, query model {r['query_model']}")
+    print(f"{'':28}{'p50 ms':>9}{'p95 ms':>9}{'hit@1':>8}{'hit@5':>8}")
+    print(f"{'assist hybrid':28}{r['ours_ms']['p50_ms']:>9.2f}{r['ours_ms']['p95_ms']:>9.2f}{r['hit@1_ours']:>8.3f}{r['hit@5_ours']:>8.3f}")
+    print(f"{'LangChain Ensemble(BM25,FAISS)':28}{r['langchain_ms']['p50_ms']:>9.2f}{r['langchain_ms']['p95_ms']:>9.2f}"
+          f"{r['hit@1_langchain']:>8.3f}{r['hit@5_langchain']:>8.3f}")
+    ro = r["retrieval_only"]
+    print(f"latency ratio LangChain/assist, median per query: {r['latency_ratio']}x (ratio of medians {r['latency_ratio_of_medians']}x)")
+    print(f"without the shared query encoding ({ro['queries']} queries): {ro['latency_ratio']}x "
+          f"(assist {ro['ours_ms']['p50_ms']:.2f} ms, LangChain {ro['langchain_ms']['p50_ms']:.2f} ms: "
+          f"BM25Retriever {ro['langchain_parts_ms']['bm25_retriever']['p50_ms']:.2f} + FAISS {ro['langchain_parts_ms']['faiss_retriever']['p50_ms']:.2f} ms)")
+    print("versions: " + ", ".join(f"{k}=={v}" for k, v in r["versions"].items()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    r = compare(args.queries, args.k)
+    print_report(r)
+    if args.json:
+        args.json.write_text(json.dumps(r, indent=2))
+
+
+if __name__ == "__main__":
+    main()
