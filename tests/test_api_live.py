@@ -69,6 +69,14 @@ def test_live_suggest_round_trip(live):
         assert body["index_version"] == live.first_version
         big = c.post("/v1/suggest", content=b"{" + b" " * 70000 + b"}", headers={**AGENT, "content-type": "application/json"})
         assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
+        many = {"conversation": [{"role": "customer", "text": "退款"}] * 51}
+        assert c.post("/v1/suggest", json=many, headers=AGENT).json()["error"]["code"] == "too_many_turns"
+        long = {"conversation": [{"role": "customer", "text": "退" * 2001}]}
+        assert c.post("/v1/suggest", json=long, headers=AGENT).json()["error"]["code"] == "turn_too_long"
+        bad = c.post("/v1/suggest", content=b'{"conversation": [{"role": "customer", "text": "\xff\xfe"}]}',
+                     headers={**AGENT, "content-type": "application/json"})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_utf8"
+        assert c.post("/v1/suggest", json={"conversation": []}, headers=AGENT).status_code == 422
 
 
 def test_live_feedback_is_redacted_on_disk(live):
