@@ -20,7 +20,6 @@ class EmbeddingSettings(BaseModel):
         "same", description="runtime that encodes queries (same model): same = backend; auto = onnx-int8 when backend is onnx"
     )
     threads: int = Field(1, ge=1, description="intra-op threads per process")
-    batch_size: int = Field(32, ge=1)
 
 
 class ChunkSettings(BaseModel):
