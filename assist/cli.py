@@ -64,6 +64,12 @@ def make_embedder(settings: Settings):
     return _make(e.model, backend=e.backend, models_dir=settings.models_dir, threads=e.threads, query_backend=e.query_backend)
 
 
+def _model_label(embedder) -> str:
+    """The model id, and the query runtime when queries use another one (e.g. int8 over fp32 passages)."""
+    query_id = getattr(embedder, "query_model_id", None)
+    return embedder.model_id if not query_id else f"{embedder.model_id} (queries {query_id})"
+
+
 def open_index(settings: Settings, index_dir: Path | None = None):
     from assist.index.store import load_index
 
@@ -279,7 +285,7 @@ def eval_run(
     suggester = Suggester(load_index(eval_dir, embedder, dense=s.dense, hybrid=s.hybrid), s.suggest)
     report = run_conversations(suggester, rows, names)
     records = report.pop("records")
-    report["model"] = embedder.model_id
+    report["model"] = _model_label(embedder)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     from evals.report import render_html
@@ -291,7 +297,7 @@ def eval_run(
             for r in rows_:
                 f.write(json.dumps({"variant": variant, **r}, ensure_ascii=False) + "\n")
     cols = ["answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall", "escalation_precision", "escalation_recall", "abstain_rate_in_scope", "latency_ms_p50"]
-    typer.echo(f"{report['n_conversations']} conversations, model {embedder.model_id}")
+    typer.echo(f"{report['n_conversations']} conversations, model {_model_label(embedder)}")
     _print_variants(report["variants"], cols)
     typer.echo(f"report: {out / 'report.json'}, {out / 'report.html'}")
 
@@ -320,7 +326,7 @@ def eval_intents(
         preds = _predict_intents(detector, [r["text"] for r in rows])
         threshold = tune_oos_threshold(preds, ["oos" if r.get("is_oos") else r["intent"] for r in rows])
     report = run_intents(detector, read_jsonl(test), threshold)
-    report["model"] = embedder.model_id
+    report["model"] = _model_label(embedder)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     typer.echo(json.dumps(report, ensure_ascii=False))
@@ -401,11 +407,11 @@ def eval_retrieval(
     if limit:
         rows = rows[:limit]
     report = run_retrieval(index, rows, names)
-    report["model"] = embedder.model_id
+    report["model"] = _model_label(embedder)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     cols = ["hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "latency_ms_p50", "latency_ms_p95"]
-    typer.echo(f"{report['n_queries']} queries, model {embedder.model_id}")
+    typer.echo(f"{report['n_queries']} queries, model {_model_label(embedder)}")
     _print_variants(report["variants"], cols)
     typer.echo(f"report: {out / 'report.json'}")
 
@@ -425,8 +431,7 @@ def serve(
     """Run the HTTP API (and the sidebar at /) with uvicorn."""
     import os
 
-    import uvicorn
-
+    from api import server
     from api.auth import DEV_ADMIN_TOKEN, DEV_API_KEY, credentials_from_settings
 
     if dev:
@@ -440,7 +445,4 @@ def serve(
             f"  admin token: Authorization: Bearer {DEV_ADMIN_TOKEN}\n  docs:        http://{host}:{port}/docs\n",
             err=True,
         )
-    uvicorn.run(
-        "api.main:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level=settings.log_level.lower(), access_log=access_log, timeout_graceful_shutdown=10,
-    )
+    server.run(host, port, workers, settings.log_level.lower(), access_log)

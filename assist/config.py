@@ -17,7 +17,8 @@ class EmbeddingSettings(BaseModel):
         "onnx", description="encoder runtime; onnx/onnx-int8 need the installed default model"
     )
     query_backend: Literal["same", "auto", "onnx-int8", "onnx", "torch"] = Field(
-        "same", description="runtime that encodes queries (same model): same = backend; auto = onnx-int8 when backend is onnx"
+        "auto", description="runtime that encodes queries (same model): auto = onnx-int8 when backend is onnx "
+        "(4x faster per query, vectors within cosine 0.997 of fp32); same = backend",
     )
     threads: int = Field(1, ge=1, description="intra-op threads per process")
 

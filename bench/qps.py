@@ -10,9 +10,9 @@ conversations of evals/queries.jsonl cycled. The best requests/s whose client-si
 The load generator runs on the same 2-core machine and takes CPU from the server (about a millisecond
 per request in httpx + JSON): the numbers are conservative.
 
-"2n" = 2 workers started through bench/serve_nodelay.py: uvicorn's multi-worker path loses TCP_NODELAY
-(every keep-alive request then waits ~40 ms on a delayed ACK, uvicorn issue #3149); that launcher
-shows what `--workers 2` gives once `assist serve` works around it.
+With 2 workers the processes share one listening socket that `assist serve` binds as TCP itself
+(api/server.py): uvicorn's own multi-worker socket loses TCP_NODELAY and every keep-alive request then
+waits ~40 ms on a delayed ACK.
 """
 
 import argparse
@@ -45,17 +45,15 @@ def free_port() -> int:
 class Server:
     """One `assist serve` process group started by this script, stopped by its own pid."""
 
-    def __init__(self, index_dir: Path, workers: int, port: int, env: dict | None = None, nodelay: bool = False):
+    def __init__(self, index_dir: Path, workers: int, port: int, env: dict | None = None):
         self.url = f"http://127.0.0.1:{port}"
         self.workers = workers
         self._tmp = tempfile.TemporaryDirectory(prefix="assist-qps-")
         full_env = {**os.environ, "OMP_NUM_THREADS": "1", "ASSIST_EMBEDDING__THREADS": "1", "ASSIST_LOG_LEVEL": "INFO",
                     "ASSIST_INDEX_DIR": str(index_dir), "ASSIST_FEEDBACK_DB": str(Path(self._tmp.name) / "feedback.db"),
                     **(env or {})}
-        launcher = [sys.executable, str(Path(__file__).resolve().parent / "serve_nodelay.py")] if nodelay else \
-            [str(Path(sys.executable).parent / "assist")]
         self.proc = subprocess.Popen(
-            [*launcher, "serve", "--dev", "--no-access-log", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            [str(Path(sys.executable).parent / "assist"), "serve", "--dev", "--no-access-log", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         self.started = 0
@@ -94,8 +92,8 @@ class Server:
 
 
 def measure(index_dir: Path, workers: int, concurrencies: list[int], requests: int, max_seconds: float,
-            env: dict | None = None, nodelay: bool = False, log=print) -> dict:
-    server = Server(index_dir, workers, free_port(), env, nodelay)
+            env: dict | None = None, log=print) -> dict:
+    server = Server(index_dir, workers, free_port(), env)
     try:
         ready_s = server.wait_ready()
         check_loopback(server.url)
@@ -115,7 +113,7 @@ def measure(index_dir: Path, workers: int, concurrencies: list[int], requests: i
     ok = [r for r in levels if r["latency_ms"]["p95"] < P95_LIMIT_MS and not r["errors"]]
     best = max(ok, key=lambda r: r["requests_per_s"]) if ok else None
     return {
-        "workers": workers, "tcp_nodelay_fix": nodelay, "ready_seconds": round(ready_s, 1), "levels": levels,
+        "workers": workers, "ready_seconds": round(ready_s, 1), "levels": levels,
         "requests_per_s_at_p95_lt_50ms": best["requests_per_s"] if best else 0.0,
         "best_concurrency": best["concurrency"] if best else None,
         "per_process": round(best["requests_per_s"] / workers, 1) if best else 0.0,
@@ -127,7 +125,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="10k")
-    ap.add_argument("--workers", default="1,2,2n", help="worker counts; suffix n = through bench/serve_nodelay.py")
+    ap.add_argument("--workers", default="1,2", help="worker counts")
     ap.add_argument("--concurrency", default="1,2,3,4,6,8")
     ap.add_argument("--requests", type=int, default=500, help="requests per concurrency level")
     ap.add_argument("--max-seconds", type=float, default=20, help="cap per concurrency level")
@@ -136,10 +134,10 @@ def main() -> None:
     ensure_index(args.size)
     out = {}
     for name in args.workers.split(","):
-        w, nodelay = int(name.rstrip("n")), name.endswith("n")
-        print(f"assist serve --workers {w}{' (TCP_NODELAY fix, bench/serve_nodelay.py)' if nodelay else ''} over the {args.size} index:")
+        w = int(name)
+        print(f"assist serve --workers {w} over the {args.size} index:")
         out[name] = measure(index_dir(args.size), w, [int(c) for c in args.concurrency.split(",")], args.requests,
-                            args.max_seconds, nodelay=nodelay)
+                            args.max_seconds)
         print(f"  -> {out[name]['requests_per_s_at_p95_lt_50ms']} req/s at p95 < 50 ms "
               f"({out[name]['per_process']} per process, {out[name]['best_concurrency']} clients)")
     if args.json:

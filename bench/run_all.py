@@ -1,6 +1,6 @@
 """Every benchmark end to end, one JSON file: the numbers behind README's "Benchmarks" section.
 
-    python bench/run_all.py --json out.json [--quick] [--no-int8]
+    python bench/run_all.py --json out.json [--quick] [--no-fp32]
 
 Steps (each in its own process, one intra-op thread per process):
   1. build      bench/build.py: cold builds (empty cache) of 300 real chunks with torch, onnx and
@@ -13,8 +13,9 @@ Steps (each in its own process, one intra-op thread per process):
                 InsuranceQA-zh queries.
   5. query      bench/query_backend.py: fp32 vs int8 query encoding (latency, InsuranceQA, the labelled
                 conversations).
-Steps 2-4 run with the configured query backend (ASSIST_EMBEDDING__QUERY_BACKEND, default "same" =
-fp32) and again with int8 queries unless --no-int8. --quick: 1k and 10k only, fewer queries and
+Steps 2-3 run with the configured query backend (ASSIST_EMBEDDING__QUERY_BACKEND, default "auto" =
+int8 queries over fp32 passages) and again with fp32 queries unless --no-fp32 (suggest at 10k/100k,
+1 worker). --quick: 1k and 10k only, fewer queries and
 requests (a smoke run of a few minutes). The first run ever also builds the corpora and their vector
 caches (a few minutes more; nothing is re-encoded if the eval caches exist).
 Corpora past the 8,479 real chunks use DERIVED vectors (see bench/corpus.py): latency and memory at
@@ -97,12 +98,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", type=Path, required=True)
     ap.add_argument("--quick", action="store_true", help="1k and 10k only, fewer queries/requests")
-    ap.add_argument("--no-int8", action="store_true", help="skip the runs with int8 query encoding")
+    ap.add_argument("--no-fp32", action="store_true", help="skip the comparison runs with fp32 query encoding")
     args = ap.parse_args()
     start = time.perf_counter()
     q = args.quick
     sizes = "1k,10k" if q else "1k,10k,100k"
-    int8 = {"ASSIST_EMBEDDING__QUERY_BACKEND": "onnx-int8"}
+    fp32 = {"ASSIST_EMBEDDING__QUERY_BACKEND": "same"}
     from common import settings
 
     s = settings()
@@ -123,24 +124,22 @@ def main() -> None:
     per = sug.get("rss_per_100k")
     r["rss_mb_per_100k_chunks"] = per["rss_mb_per_100k_chunks"] if per else None
     r["rss_per_100k_detail"] = per
-    qps_args = ["--size", "10k", "--workers", "1,2,2n", "--concurrency", "1,2,3,4,6,8",
+    qps_args = ["--size", "10k", "--concurrency", "1,2,3,4,6,8",
                 "--requests", "150" if q else "400", "--max-seconds", "8" if q else "15"]
-    r["qps"] = step("qps", "qps.py", qps_args)
+    r["qps"] = step("qps", "qps.py", [*qps_args, "--workers", "1,2"])
     r["qps_per_process"] = r["qps"]["1"]["per_process"]
     r["qps_per_process_2_workers"] = r["qps"]["2"]["per_process"]
-    r["qps_per_process_2_workers_nodelay_fix"] = r["qps"]["2n"]["per_process"]
     lc = step("langchain", "langchain_compare.py", ["--queries", "300" if q else "2000"])
     r["langchain"] = lc
     r["query_backend"] = step("query backend", "query_backend.py", ["--queries", "300" if q else "1000"])
-    if not args.no_int8 and s.embedding.query_backend != "onnx-int8":
-        sug8 = step("suggest, int8 queries", "suggest.py", ["--sizes", "10k" if q else "10k,100k", "--passes", "1" if q else "2"], int8)
-        r["int8_queries"] = {
-            "suggest": {str(v["chunks"]): {**v["suggest_wall"], "dense_kind": v["dense_kind"]} for v in sug8["sizes"].values()},
-            "suggest_detail": sug8,
-            "qps": step("qps, int8 queries", "qps.py", qps_args, int8),
-            "langchain": step("langchain, int8 queries", "langchain_compare.py", ["--queries", "300" if q else "1000"], int8),
+    if not args.no_fp32 and s.embedding.query_backend != "same":
+        sug32 = step("suggest, fp32 queries", "suggest.py", ["--sizes", "10k" if q else "10k,100k", "--passes", "1"], fp32)
+        r["fp32_queries"] = {
+            "suggest": {str(v["chunks"]): {**v["suggest_wall"], "dense_kind": v["dense_kind"]} for v in sug32["sizes"].values()},
+            "suggest_detail": sug32,
+            "qps": step("qps, fp32 queries", "qps.py", [*qps_args, "--workers", "1"], fp32),
         }
-        r["int8_queries"]["qps_per_process"] = r["int8_queries"]["qps"]["1"]["per_process"]
+        r["fp32_queries"]["qps_per_process"] = r["fp32_queries"]["qps"]["1"]["per_process"]
     r["build_chunks_per_s"] = r["build"]["warm"]["10k"]["chunks_per_s"]
     r["machine"]["loadavg_end"] = loadavg()
     r["seconds"] = round(time.perf_counter() - start, 1)
@@ -150,11 +149,12 @@ def main() -> None:
           f"end {r['machine']['loadavg_end']}; {r['seconds'] / 60:.1f} min)")
     for label, value, target, verdict in summary(r):
         print(f"  {label:36} {value:>18}  target {target:10} {verdict}")
-    if "int8_queries" in r:
-        i8 = r["int8_queries"]
-        cells = ", ".join(f"{n}: p50 {v['p50_ms']:.1f} / p95 {v['p95_ms']:.1f} ms" for n, v in i8["suggest"].items())
-        print(f"  with int8 queries: suggest {cells}; {i8['qps_per_process']} req/s per process; "
-              f"LangChain ratio {i8['langchain']['latency_ratio']}x, hit@5 {i8['langchain']['hit@5_ours']} vs {i8['langchain']['hit@5_langchain']}")
+    if "fp32_queries" in r:
+        f32 = r["fp32_queries"]
+        cells = ", ".join(f"{n}: p50 {v['p50_ms']:.1f} / p95 {v['p95_ms']:.1f} ms" for n, v in f32["suggest"].items())
+        print(f"  with fp32 queries: suggest {cells}; {f32['qps_per_process']} req/s per process")
+    sr = r["langchain"]["same_runtime"]
+    print(f"  LangChain with our query runtime on both sides: {sr['latency_ratio']}x, hit@5 {r['langchain']['hit@5_ours']} vs {sr['hit@5_langchain']}")
     print(f"written: {args.json}")
 
 

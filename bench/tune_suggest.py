@@ -40,15 +40,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="evals/queries.jsonl")
     ap.add_argument("--index-dir", default=".assist/eval-indexes/kb")
+    floats = lambda text: [float(x) for x in text.split(",")]  # noqa: E731
+    ap.add_argument("--oos", type=floats, default=[0.87, 0.88], help="intent out-of-scope thresholds to try")
+    ap.add_argument("--abstain", type=floats, default=[0.8], help="abstain_min_dense values to try")
+    ap.add_argument("--abstain-oos", type=floats, default=[0.86, 0.88], help="abstain_min_dense_oos values to try")
     args = ap.parse_args()
     s = get_settings()
-    emb = Memo(make_embedder(s.embedding.model, backend=s.embedding.backend, models_dir=s.models_dir))
+    emb = Memo(make_embedder(s.embedding.model, backend=s.embedding.backend, models_dir=s.models_dir,
+                             query_backend=s.embedding.query_backend))
     index = load_index(Path(args.index_dir), emb, dense=s.dense, hybrid=s.hybrid)
     base = Suggester(index, s.suggest)
     rows = [json.loads(line) for line in open(args.dataset, encoding="utf-8") if line.strip()]
-    cols = ["answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall", "abstain_rate_in_scope", "abstain_rate_oos"]
+    cols = ["answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall",
+            "oos_precision", "escalation_recall", "abstain_rate_in_scope", "abstain_rate_oos"]
+    print(f"query encoder: {emb.inner.__dict__.get('query_model_id', emb.model_id)}")
     print("bm25_w boost oos_t ab_in ab_oos " + " ".join(f"{c[-14:]:>14}" for c in cols))
-    grid = itertools.product([s.hybrid.bm25_weight], [0.0, 0.1, 0.2, 0.3, 0.5], [0.87, 0.88], [0.8], [0.86, 0.88])
+    grid = itertools.product([s.hybrid.bm25_weight], [s.suggest.intent_boost], args.oos, args.abstain, args.abstain_oos)
     for w, boost, oos, ab_in, ab_oos in grid:
         index.hybrid = s.hybrid.model_copy(update={"bm25_weight": w})
         sug = base.with_settings(intent_boost=boost, abstain_min_dense=ab_in, abstain_min_dense_oos=ab_oos)
