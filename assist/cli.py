@@ -3,6 +3,7 @@
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -61,7 +62,8 @@ def make_embedder(settings: Settings):
     from assist.index.embed import make_embedder as _make
 
     e = settings.embedding
-    return _make(e.model, backend=e.backend, models_dir=settings.models_dir, threads=e.threads, query_backend=e.query_backend)
+    return _make(e.model, backend=e.backend, models_dir=settings.models_dir, threads=e.threads, query_backend=e.query_backend,
+                 passage_threads=e.build_threads or os.cpu_count() or 1)
 
 
 def _model_label(embedder) -> str:
@@ -429,8 +431,6 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="log one line per request")] = True,
 ) -> None:
     """Run the HTTP API (and the sidebar at /) with uvicorn."""
-    import os
-
     from api import server
     from api.auth import DEV_ADMIN_TOKEN, DEV_API_KEY, credentials_from_settings
 

@@ -21,6 +21,10 @@ class EmbeddingSettings(BaseModel):
         "(4x faster per query, vectors within cosine 0.997 of fp32); same = backend",
     )
     threads: int = Field(1, ge=1, description="intra-op threads per process")
+    build_threads: int = Field(
+        0, ge=0, description="intra-op threads that encode passages in CLI builds when queries use another runtime "
+        "(0 = every CPU core); the API server always uses `threads`",
+    )
 
 
 class ChunkSettings(BaseModel):

@@ -1,10 +1,11 @@
 """Index build throughput (chunks/s): cold (empty embedding cache) per backend, and warm (every vector cached).
 
-    python bench/build.py [--cold-chunks 300] [--backends torch,onnx,onnx-int8] [--warm-sizes 10k,100k]
+    python bench/build.py [--cold-chunks 300] [--backends torch,onnx,onnx-int8,onnx@all,onnx-int8@all] [--warm-sizes 10k,100k]
 
 Cold: a seeded sample of real chunks (KB sections and InsuranceQA answers) is built into an empty
-temporary index folder, so every chunk is embedded; one intra-op thread; the model load is timed apart
-and not counted. Warm: the benchmark corpora (bench/corpus.py) are rebuilt from their seeded caches,
+temporary index folder, so every chunk is embedded; one intra-op thread, or N with `backend@N`
+(`@all` = every core, what `assist index build` uses for passages by default); the model load is
+timed apart and not counted. Warm: the benchmark corpora (bench/corpus.py) are rebuilt from their seeded caches,
 so nothing is embedded and the time is chunking-free index work: cache lookups, jieba + BM25, FAISS
 (HNSW above 50k chunks), writing the version. Both go through `build_from_chunks`, the code path of
 `assist index build`.
@@ -12,6 +13,7 @@ so nothing is embedded and the time is chunking-free index work: cache lookups, 
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -34,9 +36,12 @@ def cold(n: int, backends: list[str], log=print) -> dict:
     sample = random.Random(0).sample(kb_chunks + iqa_chunks, n)
     chars = sum(len(c.embed_text) for c in sample)
     out = {"chunks": n, "mean_chars": round(chars / n, 1)}
-    for backend in backends:
+    for spec in backends:
+        backend, _, n_threads = spec.partition("@")
+        threads = (os.cpu_count() or 1) if n_threads == "all" else int(n_threads or 1)
+        name = backend if threads == 1 else f"{backend}@{threads}"
         t0 = time.perf_counter()
-        embedder = make_embedder(s.embedding.model, backend=backend, models_dir=s.models_dir, threads=1)
+        embedder = make_embedder(s.embedding.model, backend=backend, models_dir=s.models_dir, threads=threads)
         load_s = time.perf_counter() - t0
         with tempfile.TemporaryDirectory(prefix="assist-build-") as tmp:
             t0 = time.perf_counter()
@@ -45,9 +50,9 @@ def cold(n: int, backends: list[str], log=print) -> dict:
             secs = time.perf_counter() - t0
         if result.embedded != n:
             raise RuntimeError(f"expected {n} chunks embedded, got {result.embedded}")
-        out[backend] = {"seconds": round(secs, 2), "chunks_per_s": round(n / secs, 1), "model_load_s": round(load_s, 1),
-                        "loadavg": loadavg()}
-        log(f"cold build, {backend:9}: {n} chunks in {secs:6.1f}s = {n / secs:6.1f} chunks/s (model load {load_s:.1f}s, not counted)")
+        out[name] = {"seconds": round(secs, 2), "chunks_per_s": round(n / secs, 1), "model_load_s": round(load_s, 1),
+                     "threads": threads, "loadavg": loadavg()}
+        log(f"cold build, {name:11}: {n} chunks in {secs:6.1f}s = {n / secs:6.1f} chunks/s (model load {load_s:.1f}s, not counted)")
         del embedder
     return out
 
@@ -68,7 +73,8 @@ def warm(sizes: list[str], log=print) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cold-chunks", type=int, default=300)
-    ap.add_argument("--backends", default="torch,onnx,onnx-int8")
+    ap.add_argument("--backends", default="torch,onnx,onnx-int8,onnx@all,onnx-int8@all",
+                    help="backend[@threads|@all] list")
     ap.add_argument("--warm-sizes", default="10k,100k")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()

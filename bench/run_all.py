@@ -83,9 +83,10 @@ def summary(r: dict) -> list[tuple[str, str, str, str]]:
             add(f"suggest p95 @ {size}", f"{s[size]['p95_ms']:.1f} ms", f"<= {p95_t} ms", s[size]["p95_ms"] <= p95_t)
     add("requests/s per process (p95<50ms)", f"{r['qps_per_process']:.1f}", ">= 100", r["qps_per_process"] >= 100)
     add("build chunks/s (warm cache)", f"{r['build_chunks_per_s']:.0f}", ">= 100", r["build_chunks_per_s"] >= 100)
-    cold = r["build"]["cold"]
-    add("build chunks/s (cold, onnx-int8)", f"{cold.get('onnx-int8', {}).get('chunks_per_s', 0):.1f}", "(>= 100)",
-        cold.get("onnx-int8", {}).get("chunks_per_s", 0) >= 100)
+    for name, label in (("build_chunks_per_s_cold", "cold, fp32 passages (default)"),
+                        ("build_chunks_per_s_cold_int8", "cold, int8 passages")):
+        v = r.get(name) or 0.0
+        add(f"build chunks/s ({label})", f"{v:.1f}", "(>= 100)", v >= 100)
     if r.get("rss_mb_per_100k_chunks") is not None:
         add("RSS per 100k chunks", f"{r['rss_mb_per_100k_chunks']:.0f} MB", "<= 400 MB", r["rss_mb_per_100k_chunks"] <= 400)
     lc = r["langchain"]
@@ -141,6 +142,9 @@ def main() -> None:
         }
         r["fp32_queries"]["qps_per_process"] = r["fp32_queries"]["qps"]["1"]["per_process"]
     r["build_chunks_per_s"] = r["build"]["warm"]["10k"]["chunks_per_s"]
+    cold = r["build"]["cold"]  # all cores, as `assist index build` encodes passages
+    r["build_chunks_per_s_cold"] = max((v["chunks_per_s"] for k, v in cold.items() if k.startswith("onnx@")), default=None)
+    r["build_chunks_per_s_cold_int8"] = max((v["chunks_per_s"] for k, v in cold.items() if k.startswith("onnx-int8@")), default=None)
     r["machine"]["loadavg_end"] = loadavg()
     r["seconds"] = round(time.perf_counter() - start, 1)
     args.json.write_text(json.dumps(r, indent=2, ensure_ascii=False))

@@ -69,7 +69,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(tmp: Path, env: dict[str, str], timeout: float = 60):
+def live_server(tmp: Path, env: dict[str, str], timeout: float = 60, workers: int = 1):
     """A real `assist serve` (uvicorn) on 127.0.0.1 with the fake settings plus `env`; yields its URL
     once /readyz answers 200 and stops it afterwards. The log is tmp/server.log."""
     import httpx
@@ -79,7 +79,8 @@ def live_server(tmp: Path, env: dict[str, str], timeout: float = 60):
     log = tmp / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "assist"), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            [str(Path(sys.executable).parent / "assist"), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+             "--workers", str(workers)],
             env=full_env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

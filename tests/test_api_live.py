@@ -49,6 +49,20 @@ def live(tmp_path_factory, embedder):
         yield Live(url, tmp, kb, tmp / "idx", version, tmp / "server.log")
 
 
+def test_two_workers_serve_keep_alive_requests(live, tmp_path):
+    """`--workers 2`: both processes start on the shared socket and answer on one keep-alive connection."""
+    env = {"ASSIST_INDEX_DIR": str(live.index_dir), "ASSIST_FEEDBACK_DB": str(tmp_path / "feedback.db"), "ASSIST_API_KEYS": KEY}
+    log = tmp_path / "server.log"
+    with live_server(tmp_path, env, workers=2) as url, httpx.Client(base_url=url, timeout=10) as c:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < 2:  # /readyz answered from the first one
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        for _ in range(5):
+            r = c.post("/v1/suggest", json=REFUND, headers=AGENT)
+            assert r.status_code == 200 and r.json()["answers"][0]["article_id"] == "refund-timing"
+
+
 def test_live_auth(live):
     with httpx.Client(base_url=live.url, timeout=10) as c:
         assert c.post("/v1/suggest", json=REFUND).status_code == 401

