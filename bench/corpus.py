@@ -247,7 +247,7 @@ def ensure_built(name: str, corpus: Corpus, rebuild: bool = False, log=print) ->
     folder = index_dir(name)
     meta_file = folder / "bench.json"
     kind = choose_kind(n, s.dense)
-    fp = corpus_fingerprint(corpus, kind)
+    fp = corpus_fingerprint(corpus, f"{kind}-{s.dense.flat_storage}" if kind == "flat" else kind)
     if not rebuild and meta_file.is_file() and current_version(folder):
         meta = json.loads(meta_file.read_text())
         if meta.get("fingerprint") == fp and (folder / meta["version"] / "manifest.json").is_file():

@@ -152,7 +152,7 @@ def main() -> None:
     print(f"\n=== summary (configured query backend: {s.embedding.query_backend}; load at start {r['machine']['loadavg_start']}, "
           f"end {r['machine']['loadavg_end']}; {r['seconds'] / 60:.1f} min)")
     for label, value, target, verdict in summary(r):
-        print(f"  {label:36} {value:>18}  target {target:10} {verdict}")
+        print(f"  {label:46} {value:>16}  target {target:10} {verdict}")
     if "fp32_queries" in r:
         f32 = r["fp32_queries"]
         cells = ", ".join(f"{n}: p50 {v['p50_ms']:.1f} / p95 {v['p95_ms']:.1f} ms" for n, v in f32["suggest"].items())

@@ -158,3 +158,25 @@ def test_vectors_are_normalised_rows_of_the_chunks(tiny_index):
     v = np.asarray(tiny_index.vectors)
     assert v.shape == (len(tiny_index.chunks), tiny_index.embedder.dim)
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+
+
+def test_flat_fp16_storage_ranks_like_fp32_and_hands_rows_back():
+    from assist.config import DenseSettings
+    from assist.index.dense import build_dense, search_dense, stores_vectors
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    fp32 = build_dense(x, DenseSettings(flat_storage="fp32"))
+    fp16 = build_dense(x, DenseSettings(flat_storage="fp16"))
+    assert stores_vectors(fp16) and stores_vectors(fp32)
+    assert fp16.sa_code_size() == 64 * 2  # two bytes a dimension
+    np.testing.assert_allclose(fp16.reconstruct_batch(np.arange(5)), x[:5], atol=1e-3)
+    overlap = []
+    for q in x[:50] + 0.1 * rng.standard_normal((50, 64)).astype(np.float32):
+        q /= np.linalg.norm(q)
+        s32, r32 = search_dense(fp32, q, 20)
+        s16, r16 = search_dense(fp16, q, 20)
+        assert r16[0] == r32[0] and abs(s16[0] - s32[0]) < 1e-3
+        overlap.append(len(set(r16) & set(r32)) / 20)
+    assert np.mean(overlap) > 0.98

@@ -236,7 +236,8 @@ def build_from_chunks(
             "package_version": _package_version(),
             "model": {"id": embedder.model_id, "dim": embedder.dim},
             "chunking": {"size": chunking.size, "overlap": chunking.overlap},
-            "dense": {"kind": choose_kind(len(chunks), dense)},
+            "dense": {"kind": (kind := choose_kind(len(chunks), dense)),
+                      **({"storage": dense.flat_storage} if kind == "flat" else {})},
             "kb": {
                 "hash": kb_hash,
                 "root": kb.root if kb else None,
@@ -358,8 +359,8 @@ class Index:
         return self._kind_mask[kind]
 
     def vectors_of(self, rows: list[int]) -> np.ndarray:
-        """The stored vectors of a few rows. Read from the FAISS index when it keeps them (the same
-        float32 values), so the memory-mapped vectors.npy stays untouched: one resident copy of the
+        """The stored vectors of a few rows. Read from the FAISS index when it keeps them (the values
+        its search scores: float32, or fp16-rounded for a flat fp16 index), so the memory-mapped vectors.npy stays untouched: one resident copy of the
         vectors per process instead of two (about 150 MB per 100k chunks)."""
         if self._vectors_in_faiss:
             return self.dense_index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
