@@ -33,18 +33,12 @@ class Embedder(Protocol):
     def encode_passages(self, texts: list[str]) -> np.ndarray: ...
 
 
-def _manifest(path: Path | str) -> dict:
-    """The folder's `assist model install` manifest, {} for any other model folder."""
-    try:
-        info = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
-        return info if isinstance(info, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def _model_name(path: Path | str) -> str:
     """The name recorded in model ids: the installed default model keeps its hub name wherever it lives."""
-    return str(_manifest(path).get("model") or path)
+    try:
+        return json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return str(path)
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -105,10 +99,12 @@ class OnnxEmbedder:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        if _manifest(model_dir).get("onnx_prefused"):  # see model._fuse_onnx: keep the fusions we chose
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         path = model_dir / (ONNX_INT8 if quantized else ONNX_FP32)
-        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        # onnxruntime 1.32's SkipLayerNormalization kernel costs ~65 us a call at 25 tokens, 5x a plain
+        # LayerNormalization + Add: without that one fusion an int8 query takes 4.5 ms instead of 5.4
+        # (fp32: no change; vectors identical). Every other optimisation stays on.
+        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
+                                             disabled_optimizers=["SkipLayerNormFusion"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length)

@@ -394,10 +394,12 @@ class Index:
                 dense_s = dict(zip(rows.tolist(), scores.tolist()))
         if mode in ("bm25", "hybrid"):
             all_bm25 = self.lexical.scores(text)
-            rows = np.arange(len(all_bm25)) if allowed is None else allowed
+            rows = np.flatnonzero(all_bm25 > 0)  # rows sharing a term: usually a small share of the corpus
+            if kind is not None:
+                rows = rows[self.mask_of_kind(kind)[rows]]
             part = all_bm25[rows]
             top = _top_rows(part, want)
-            bm25_s = {int(rows[i]): float(part[i]) for i in top if part[i] > 0}
+            bm25_s = {int(rows[i]): float(part[i]) for i in top}
         if mode == "dense":
             fused = dense_s
         elif mode == "bm25":

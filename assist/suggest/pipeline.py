@@ -1,7 +1,9 @@
 """Suggester.suggest(conversation) -> intent, emotion, ranked answers and filled templates (DESIGN §4)."""
 
 import copy
+import functools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from assist.config import SuggestSettings
@@ -15,6 +17,12 @@ from assist.suggest.rank import Answer, best_per_article, boosted, should_abstai
 from assist.suggest.templates import RenderedTemplate, extract_entities, render
 
 VIP_TIERS = ("vip", "svip")
+
+
+@functools.cache
+def _side_thread() -> ThreadPoolExecutor:
+    """One thread per process for BM25 scoring while onnxruntime encodes the query (it releases the GIL)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="assist-bm25")
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,13 @@ class Suggester:
         query = last_turn_query(turns) if last_turn_only else build_query(turns, s.max_context_turns)
         customer_texts = [t.text for t in turns if t.role == "customer"]
         lap("query")
-        qvec = self.index.embedder.encode_queries([query.text])[0] if query.text and mode != "bm25" else None
+        qvec = bm25_ahead = None
+        if query.text and mode != "bm25":
+            if mode == "hybrid":  # jieba + BM25 (~0.5 ms of Python) meanwhile; search then finds the lexical memo
+                bm25_ahead = _side_thread().submit(self.index.lexical.scores, query.text)
+            qvec = self.index.embedder.encode_queries([query.text])[0]
+            if bm25_ahead is not None:
+                bm25_ahead.result()
         lap("encode")
         hits = self.index.search(query.text, k=max(4 * top_k, 20), mode=mode, kind="article", query_vector=qvec) if query.text else []
         lap("retrieve")
