@@ -17,7 +17,7 @@ Steps 2-3 run with the configured query backend (ASSIST_EMBEDDING__QUERY_BACKEND
 int8 queries over fp32 passages) and again with fp32 queries unless --no-fp32 (suggest at 10k/100k,
 1 worker). --quick: 1k and 10k only, fewer queries and
 requests (a smoke run of a few minutes). The first run ever also builds the corpora and their vector
-caches (a few minutes more; nothing is re-encoded if the eval caches exist).
+caches (~4 min more on 2 cores; nothing is re-encoded if the eval caches exist).
 Corpora past the 8,479 real chunks use DERIVED vectors (see bench/corpus.py): latency and memory at
 10k/100k are realistic, retrieval quality there is not claimed.
 """
