@@ -13,8 +13,9 @@ DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 
 class EmbeddingSettings(BaseModel):
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or path")
-    backend: Literal["onnx-int8", "onnx", "torch", "hashing"] = Field(
-        "onnx", description="encoder runtime; onnx/onnx-int8 need the installed default model"
+    backend: Literal["onnx-int8", "onnx", "torch", "torch-bf16", "hashing"] = Field(
+        "onnx", description="passage encoder runtime; onnx/onnx-int8 need the installed default model; "
+        "torch-bf16 builds 2x faster on CPUs with AMX"
     )
     query_backend: Literal["same", "auto", "onnx-int8", "onnx", "torch"] = Field(
         "auto", description="runtime that encodes queries (same model): auto = onnx-int8 when backend is onnx "

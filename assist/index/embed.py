@@ -18,7 +18,7 @@ from assist.errors import ModelError
 
 from assist.index.model import DEFAULT_MODEL_NAME, MANIFEST, ONNX_FP32, ONNX_INT8, model_is_installed, resolve_model
 
-BACKENDS = ("onnx-int8", "onnx", "torch", "hashing")
+BACKENDS = ("onnx-int8", "onnx", "torch", "torch-bf16", "hashing")
 
 
 class EmbedderError(ModelError): """The embedder cannot be created (unknown backend, model not installed, ...)."""
@@ -47,33 +47,42 @@ def _normalize(x: np.ndarray) -> np.ndarray:
 
 
 class SentenceTransformerEmbedder:
-    """Any sentence-transformers model on CPU, loaded offline (no hub access)."""
+    """Any sentence-transformers model on CPU, loaded offline (no hub access).
+
+    `bf16=True` runs the model in bfloat16: on CPUs with AMX (Sapphire Rapids and later) torch's
+    oneDNN matmuls run ~5x faster than fp32, and passages encode 2.3x faster than onnxruntime fp32
+    (1 thread: 53 vs 23 passages/s; 2 threads: 82 vs 42) with vectors at cosine 0.99997 to fp32.
+    Without AMX / AVX512-BF16 it is slower than fp32: keep it for build machines that have them.
+    """
 
     # Small batches: on one CPU thread bigger ones only add padding and cache misses (200 real
-    # passages, one thread: 13.5 passages/s at 32, 20 at 4).
-    def __init__(self, model: str | Path, *, batch_size: int = 4, threads: int = 1, model_id: str | None = None):
+    # passages, one thread: 13.5 passages/s at 32, 20 at 4); bf16 peaks at 8-16.
+    def __init__(self, model: str | Path, *, batch_size: int | None = None, threads: int = 1, bf16: bool = False,
+                 model_id: str | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before the import: the hub client reads it then
         import torch
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(threads)
         self._model = SentenceTransformer(str(model), device="cpu", local_files_only=True)
+        if bf16:
+            self._model = self._model.to(torch.bfloat16)
         prompts = self._model.prompts or {}
         self._query_prompt = "query" if "query" in prompts else None
         self._passage_prompt = "passage" if "passage" in prompts else None
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
-        self.batch_size = batch_size
-        self.model_id = model_id or f"{_model_name(model)}@torch"
+        self.batch_size = batch_size or (8 if bf16 else 4)
+        self.model_id = model_id or f"{_model_name(model)}@{'torch-bf16' if bf16 else 'torch'}"
 
     def _encode(self, texts: list[str], prompt_name: str | None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         vecs = self._model.encode(
-            list(texts), prompt_name=prompt_name, batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            list(texts), prompt_name=prompt_name, batch_size=self.batch_size, convert_to_tensor=True,
+            show_progress_bar=False,
         )
-        return np.asarray(vecs, dtype=np.float32)
+        return _normalize(vecs.float().numpy())  # normalised in float32: bf16 rounding would leave norms off 1
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, self._query_prompt)
@@ -229,11 +238,11 @@ class SplitEmbedder:
 
 def resolve_query_backend(model: str, backend: str, query_backend: str | None, models_dir: Path) -> str:
     """The backend that encodes queries: "same" (or None) = `backend`; "auto" = onnx-int8 when the
-    passages use an ONNX export and the model folder has the int8 one, else `backend`."""
+    passages use an ONNX export or torch-bf16 and the model folder has the int8 export, else `backend`."""
     if not query_backend or query_backend == "same" or backend == "hashing":
         return backend
     if query_backend == "auto":
-        if backend in ("onnx", "onnx-int8"):
+        if backend in ("onnx", "onnx-int8", "torch-bf16"):
             target = resolve_model(model, Path(models_dir))
             if model != DEFAULT_MODEL_NAME or model_is_installed(Path(models_dir)):
                 if (Path(target) / ONNX_INT8).is_file():
@@ -244,7 +253,7 @@ def resolve_query_backend(model: str, backend: str, query_backend: str | None, m
 
 def make_embedder(model: str, *, backend: str, models_dir: Path, threads: int = 1,
                   query_backend: str | None = None, passage_threads: int | None = None) -> Embedder:
-    """The embedder for a configured model name and backend ("onnx-int8", "onnx", "torch" or "hashing").
+    """The embedder for a configured model name and backend ("onnx-int8", "onnx", "torch", "torch-bf16" or "hashing").
 
     `query_backend` ("same", "auto" or a backend) may encode queries on another runtime of the same
     model than passages; see `resolve_query_backend` and `SplitEmbedder`. That passage runtime then
@@ -272,8 +281,8 @@ def _make_one(model: str, *, backend: str, models_dir: Path, threads: int = 1) -
         raise EmbedderError(
             f"the default model {DEFAULT_MODEL_NAME} is not installed in {models_dir}; run `assist model install`"
         )
-    if backend == "torch":
-        return SentenceTransformerEmbedder(target, threads=threads)
+    if backend in ("torch", "torch-bf16"):
+        return SentenceTransformerEmbedder(target, threads=threads, bf16=backend == "torch-bf16")
     onnx_file = ONNX_INT8 if backend == "onnx-int8" else ONNX_FP32
     if not (Path(target) / onnx_file).is_file():
         if model == DEFAULT_MODEL_NAME:
