@@ -2,9 +2,9 @@
 
     python bench/run_all.py --json out.json [--quick] [--no-fp32]
 
-Steps (each in its own process, one intra-op thread per process):
-  1. build      bench/build.py: cold builds (empty cache) of 300 real chunks with torch, onnx and
-                onnx-int8; warm rebuilds of the 10k and 100k corpora (this is the 100k corpus build:
+Steps (each in its own process, one intra-op thread per process unless marked @2):
+  1. build      bench/build.py: cold builds (empty cache) of 300 real chunks with torch, onnx,
+                onnx-int8 and torch-bf16, on one thread and (@2) on both cores; warm rebuilds of the 10k and 100k corpora (this is the 100k corpus build:
                 vectors come from the seeded cache, see bench/corpus.py).
   2. suggest    bench/suggest.py at 1k / 10k / 100k chunks: p50/p95/p99 per stage, RSS.
   3. qps        bench/qps.py: `assist serve` with 1 and 2 workers over the 10k index, requests/s at
@@ -84,6 +84,7 @@ def summary(r: dict) -> list[tuple[str, str, str, str]]:
     add("requests/s per process (p95<50ms)", f"{r['qps_per_process']:.1f}", ">= 100", r["qps_per_process"] >= 100)
     add("build chunks/s (warm cache)", f"{r['build_chunks_per_s']:.0f}", ">= 100", r["build_chunks_per_s"] >= 100)
     for name, label in (("build_chunks_per_s_cold", "cold, fp32 passages (default)"),
+                        ("build_chunks_per_s_cold_bf16", "cold, torch-bf16 passages"),
                         ("build_chunks_per_s_cold_int8", "cold, int8 passages")):
         v = r.get(name) or 0.0
         add(f"build chunks/s ({label})", f"{v:.1f}", "(>= 100)", v >= 100)
@@ -144,6 +145,7 @@ def main() -> None:
     r["build_chunks_per_s"] = r["build"]["warm"]["10k"]["chunks_per_s"]
     cold = r["build"]["cold"]  # all cores, as `assist index build` encodes passages
     r["build_chunks_per_s_cold"] = max((v["chunks_per_s"] for k, v in cold.items() if k.startswith("onnx@")), default=None)
+    r["build_chunks_per_s_cold_bf16"] = max((v["chunks_per_s"] for k, v in cold.items() if k.startswith("torch-bf16@")), default=None)
     r["build_chunks_per_s_cold_int8"] = max((v["chunks_per_s"] for k, v in cold.items() if k.startswith("onnx-int8@")), default=None)
     r["machine"]["loadavg_end"] = loadavg()
     r["seconds"] = round(time.perf_counter() - start, 1)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from assist.index import model as model_mod
-from assist.index.embed import EmbedderError, HashingEmbedder, make_embedder
+from assist.index.embed import EmbedderError, HashingEmbedder, make_embedder, resolve_query_backend
 from assist.index.model import (
     DEFAULT_MODEL_NAME, MANIFEST, ModelInstallError, install_model, model_is_installed, resolve_model,
 )
@@ -118,3 +118,17 @@ def test_install_reports_a_missing_package(tmp_path, monkeypatch):
     with pytest.raises(ModelInstallError, match="no-such-pkg==1.0 is not installed"):
         install_model(tmp_path, onnx=False)
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.parametrize("backend,query_backend,expected", [
+    ("onnx", "auto", "onnx-int8"), ("torch-bf16", "auto", "onnx-int8"), ("torch", "auto", "torch"),
+    ("onnx", "same", "onnx"), ("onnx", None, "onnx"), ("onnx", "torch", "torch"), ("hashing", "auto", "hashing"),
+])
+def test_query_backend_auto_picks_int8_only_when_the_export_exists(tmp_path, backend, query_backend, expected):
+    folder = _fake_installed(tmp_path)
+    (folder / "onnx").mkdir()
+    (folder / model_mod.ONNX_INT8).write_bytes(b"onnx")
+    assert resolve_query_backend(DEFAULT_MODEL_NAME, backend, query_backend, tmp_path) == expected
+    (folder / model_mod.ONNX_INT8).unlink()
+    no_int8 = backend if query_backend in ("auto", "same", None) else query_backend
+    assert resolve_query_backend(DEFAULT_MODEL_NAME, backend, query_backend, tmp_path) == no_int8
