@@ -63,7 +63,7 @@ def make_embedder(settings: Settings):
 
     e = settings.embedding
     return _make(e.model, backend=e.backend, models_dir=settings.models_dir, threads=e.threads, query_backend=e.query_backend,
-                 passage_threads=e.build_threads or os.cpu_count() or 1)
+                 passage_threads=e.passage_threads())
 
 
 def _model_label(embedder) -> str:

@@ -1,5 +1,6 @@
 """One typed Settings object, read from ASSIST_* environment variables and an optional `.env`."""
 
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,10 @@ class EmbeddingSettings(BaseModel):
         0, ge=0, description="intra-op threads that encode passages in CLI builds when queries use another runtime "
         "(0 = every CPU core); the API server always uses `threads`",
     )
+
+    def passage_threads(self) -> int:
+        """Threads for an offline build's passage encoding: `build_threads`, or every CPU core."""
+        return self.build_threads or os.cpu_count() or 1
 
 
 class ChunkSettings(BaseModel):

@@ -25,7 +25,6 @@ reuse the index unless the corpus changed or --rebuild is given.
 import argparse
 import hashlib
 import json
-import os
 import random
 import re
 import sys
@@ -94,7 +93,7 @@ def passage_embedder():
 
     s = settings()  # every core, as `assist index build` encodes passages
     return make_embedder(s.embedding.model, backend=s.embedding.backend, models_dir=s.models_dir,
-                         threads=s.embedding.build_threads or os.cpu_count() or 1)
+                         threads=s.embedding.passage_threads())
 
 
 def real_chunks():

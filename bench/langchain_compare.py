@@ -122,14 +122,9 @@ def compare(n_queries: int, k: int = 5, seed: int = 0, log=print) -> dict:
     ensemble, bm25, dense, store = build_langchain(rows, corpus.vectors, embedder, k)
     setup_s = time.perf_counter() - t0
     log(f"LangChain pipeline ready in {setup_s:.1f}s (rank_bm25 + jieba.lcut over {len(rows)} answers, FAISS from cached vectors)")
-    from langchain_classic.retrievers import EnsembleRetriever
-    from langchain_community.vectorstores import FAISS
-
     from assist.index.model import resolve_model
 
-    stock_store = FAISS(stock_embeddings(Path(resolve_model(s.embedding.model, s.models_dir))), store.index,
-                        store.docstore, store.index_to_docstore_id)
-    stock = EnsembleRetriever(retrievers=[bm25, stock_store.as_retriever(search_kwargs={"k": k})], weights=[0.5, 0.5])
+    stock = ensemble_over(store, bm25, stock_embeddings(Path(resolve_model(s.embedding.model, s.models_dir))), k)
 
     contestants = {
         "ours": lambda q: [h.chunk.article_id for h in index.search(q, k=k, mode="hybrid")],
@@ -195,10 +190,17 @@ def compare(n_queries: int, k: int = 5, seed: int = 0, log=print) -> dict:
     }
 
 
-def build_langchain_memo(store, bm25, memo, k: int):
-    """The same ensemble, its vector store embedding queries through the memo."""
+def ensemble_over(store, bm25, embeddings, k: int):
+    """The same BM25 + FAISS ensemble over the same index, its queries embedded by `embeddings`."""
     from langchain_classic.retrievers import EnsembleRetriever
     from langchain_community.vectorstores import FAISS
+
+    faiss_store = FAISS(embeddings, store.index, store.docstore, store.index_to_docstore_id)
+    return EnsembleRetriever(retrievers=[bm25, faiss_store.as_retriever(search_kwargs={"k": k})], weights=[0.5, 0.5])
+
+
+def build_langchain_memo(store, bm25, memo, k: int):
+    """The same ensemble, its vector store embedding queries through the memo."""
     from langchain_core.embeddings import Embeddings
 
     class MemoEmbeddings(Embeddings):
@@ -208,8 +210,7 @@ def build_langchain_memo(store, bm25, memo, k: int):
         def embed_query(self, text):
             return memo.encode_queries([text])[0].tolist()
 
-    memo_store = FAISS(MemoEmbeddings(), store.index, store.docstore, store.index_to_docstore_id)
-    return EnsembleRetriever(retrievers=[bm25, memo_store.as_retriever(search_kwargs={"k": k})], weights=[0.5, 0.5])
+    return ensemble_over(store, bm25, MemoEmbeddings(), k)
 
 
 def print_report(r: dict) -> None:
