@@ -35,6 +35,9 @@ CustomerValue = (
 )
 
 
+MAX_TOP_K = 20
+
+
 class Strict(BaseModel):
     """Request models: no type coercion (false is not 0, "12" is not 12), no NaN or infinity."""
 
@@ -94,7 +97,7 @@ class SuggestRequest(Strict):
         default_factory=dict, max_length=30,
         description="what the agent knows about the customer (name, tier such as VIP, order_id, ...); fills template variables",
     )
-    top_k: Annotated[int, Field(ge=1, le=20), BeforeValidator(_integral)] | None = Field(None, description="answers to return (default: the configured number)")
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K), BeforeValidator(_integral)] | None = Field(None, description="answers to return (default: the configured number)")
     model_config = ConfigDict(json_schema_extra={"examples": [SUGGEST_EXAMPLE]})
 
 
@@ -125,11 +128,17 @@ class AnswerOut(BaseModel):
     chunk_id: str
 
 
+class MissingVariableOut(BaseModel):
+    name: str
+    label: str = Field(description="what the 【...】 placeholder for it shows: the variable's description, else its name")
+
+
 class TemplateOut(BaseModel):
     template_id: str
     title: str
     text: str = Field(description="the reply, filled with the customer's values; 【...】 marks what is missing")
-    missing_variables: list[str]
+    missing_variables: list[str] = Field(description="names of the required variables still missing")
+    missing: list[MissingVariableOut] = Field(description="the same variables, each with its label, in the same order")
     score: float
     tier: str | None = None
 
@@ -155,7 +164,7 @@ class SuggestResponse(BaseModel):
                                  "snippet": "储蓄卡退款需要 3 到 7 个工作日，具体以银行入账时间为准。", "score": 0.87,
                                  "matched_terms": ["退款", "到账", "银行卡"], "chunk_id": "3f9a1c2b7d10"}],
                     "templates": [{"template_id": "tpl-refund-timing", "title": "退款到账时间答复",
-                                   "text": "李先生，您的订单 DD202611230001 的退款已经审核通过……", "missing_variables": [],
+                                   "text": "李先生，您的订单 DD202611230001 的退款已经审核通过……", "missing_variables": [], "missing": [],
                                    "score": 0.82, "tier": None}],
                     "abstained": False,
                     "top_similarity": 0.86,
@@ -292,6 +301,14 @@ class ReloadResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"previous": "20261123-134538-173be5", "current": "20261124-090102-a81c3e", "changed": True, "seconds": 0.42}]}
     )
+
+
+class LimitsResponse(BaseModel):
+    max_turns: int = Field(description="most turns in one conversation (ASSIST_MAX_TURNS); send the latest ones")
+    max_turn_chars: int = Field(description="most characters in one turn (ASSIST_MAX_TURN_CHARS)")
+    max_body_bytes: int = Field(description="largest request body accepted (ASSIST_MAX_BODY_BYTES)")
+    max_top_k: int = Field(description="largest top_k a suggest request may ask for")
+    default_top_k: int = Field(description="answers returned when top_k is not given (ASSIST_SUGGEST__ANSWERS)")
 
 
 class HealthResponse(BaseModel):

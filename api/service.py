@@ -14,6 +14,7 @@ from assist.config import Settings
 from assist.errors import IndexNotFound
 from assist.index.embed import Embedder
 from assist.index.store import Index, current_version, load_index
+from assist.kb import Article, ReplyTemplate
 from assist.suggest.pipeline import Suggester
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Loaded:
     suggester: Suggester
-    articles: dict[str, dict]
-    templates: dict[str, dict]
+    articles: dict[str, Article]
+    templates: dict[str, ReplyTemplate]
 
     @property
     def index(self) -> Index:
@@ -64,14 +65,13 @@ class Service:
     def _load(self) -> Loaded:
         s = self.settings
         index = load_index(s.index_dir, self.embedder, dense=s.dense, hybrid=s.hybrid)
-        kb = index.kb
         suggester = Suggester(index, s.suggest)
         # One request before any real one: lazy set-up (tokenizers, model buffers) is paid off to the side.
         suggester.suggest([{"role": "customer", "text": "你好，请问退款多久能到账？"}])
         return Loaded(
             suggester,
-            {a["id"]: a for a in kb.get("articles", [])},
-            {t["id"]: t for t in kb.get("templates", [])},
+            {a.id: a for a in index.kb.published},
+            {t.id: t for t in index.kb.templates},
         )
 
     def reload(self) -> ReloadResult:

@@ -292,7 +292,7 @@ def eval_run(
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     from evals.report import render_html
 
-    titles = {a["id"]: a["title"] for a in suggester.index.kb["articles"]}
+    titles = {a.id: a.title for a in suggester.index.kb.articles}
     (out / "report.html").write_text(render_html(report, records, titles), encoding="utf-8")
     with open(out / "records.jsonl", "w", encoding="utf-8") as f:
         for variant, rows_ in records.items():

@@ -1,5 +1,6 @@
 """Load and validate a knowledge base folder: articles, reply templates and intents (DESIGN §2)."""
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -80,6 +81,36 @@ class KB:
     @property
     def published(self) -> tuple[Article, ...]:
         return tuple(a for a in self.articles if a.status == "published")
+
+    def to_snapshot(self) -> dict:
+        """Plain JSON of what an index version serves: published articles, templates, intents."""
+        return {
+            "root": self.root,
+            "content_hash": self.content_hash,
+            "articles": [dataclasses.asdict(a) for a in self.published],
+            "templates": [dataclasses.asdict(t) for t in self.templates],
+            "intents": [dataclasses.asdict(i) for i in self.intents],
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict) -> "KB":
+        """The KB of an index version's kb.json (the inverse of `to_snapshot`)."""
+        return cls(
+            root=str(data.get("root") or ""),
+            articles=tuple(_from_dict(Article, a) for a in data.get("articles", ())),
+            templates=tuple(
+                _from_dict(ReplyTemplate, {**t, "variables": tuple(_from_dict(Variable, v) for v in t.get("variables", ()))})
+                for t in data.get("templates", ())
+            ),
+            intents=tuple(_from_dict(Intent, i) for i in data.get("intents", ())),
+            content_hash=str(data.get("content_hash") or ""),
+        )
+
+
+def _from_dict(cls, row: dict):
+    """A frozen dataclass from its asdict() form: lists back to tuples, unknown keys ignored."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items() if k in names})
 
 
 # --- parsing -------------------------------------------------------------------------------------

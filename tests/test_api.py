@@ -221,6 +221,18 @@ def test_the_limits_sit_exactly_at_the_setting(client):
     assert client.post("/v1/suggest", json={"conversation": turns(1, "退" * 2000)}, headers=AGENT).status_code == 200
 
 
+def test_limits_endpoint_publishes_the_configured_limits(built):
+    tmp, _ = built
+    with TestClient(create_app(make_settings(tmp, max_turns=20, max_turn_chars=300))) as c:
+        assert c.get("/v1/limits").status_code == 401
+        limits = c.get("/v1/limits", headers=AGENT).json()
+        assert limits == {"max_turns": 20, "max_turn_chars": 300, "max_body_bytes": 65536, "max_top_k": 20, "default_top_k": 3}
+        over = {"conversation": [{"role": "customer", "text": "退款"}] * (limits["max_turns"] + 1)}
+        assert error_of(c.post("/v1/suggest", json=over, headers=AGENT), 422)["code"] == "too_many_turns"
+        at = {"conversation": [{"role": "customer", "text": "退款"}] * limits["max_turns"]}
+        assert c.post("/v1/suggest", json=at, headers=AGENT).status_code == 200
+
+
 def test_field_errors_name_the_field_without_echoing_input(client):
     e = error_of(client.post("/v1/suggest", json={"conversation": [{"role": "robot", "text": "13812345678"}]}, headers=AGENT), 422)
     assert e["details"][0]["field"] == "conversation.0.role"

@@ -54,7 +54,7 @@ def test_refund_question_gets_the_refund_timing_article_and_template(sample_eval
     s = sug.suggest(turns("钱退到银行卡要几天啊"), {"name": "刘女士"})
     assert s.intent.name == "refund_status"
     assert "refund-timing" in [a.article_id for a in s.answers[:3]]
-    assert s.templates and "refund_status" in sug.templates[s.templates[0].template_id]["intents"]
+    assert s.templates and "refund_status" in sug.templates[s.templates[0].template_id].intents
 
 
 def test_intent_from_an_earlier_turn(sample_eval):

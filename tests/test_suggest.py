@@ -6,12 +6,12 @@ from typer.testing import CliRunner
 from assist.cli import app
 from assist.config import SuggestSettings
 from assist.errors import AssistError
-from assist.kb import load_kb
+from assist.kb import ReplyTemplate, Variable, load_kb
 from assist.suggest.emotion import detect_emotion
 from assist.suggest.intent import IntentDetector
 from assist.suggest.pipeline import Suggester
 from assist.suggest.query import Turn, build_query, clean, last_turn_query
-from assist.suggest.templates import extract_entities, render
+from assist.suggest.templates import MissingVariable, extract_entities, render
 from tests.conftest import TINY_KB
 
 # The hashing fake gives lower cosines than a real model: thresholds scaled to it.
@@ -121,24 +121,30 @@ def test_entities_are_extracted_whole():
 
 
 def test_render_fills_known_values_and_lists_missing_required_ones():
-    tpl = {
-        "id": "t", "body": "{{ customer_name }}，订单 {{ order_id }} 退款 {{ refund_amount }} 元。",
-        "variables": [
-            {"name": "customer_name", "required": False, "default": "您好", "description": "称呼"},
-            {"name": "order_id", "required": True, "default": None, "description": "订单号"},
-            {"name": "refund_amount", "required": True, "default": None, "description": "退款金额"},
-        ],
-    }
+    tpl = template("{{ customer_name }}，订单 {{ order_id }} 退款 {{ refund_amount }} 元。", (
+        Variable("customer_name", "称呼", required=False, default="您好"),
+        Variable("order_id", "订单号", required=True),
+        Variable("refund_amount", "退款金额", required=True),
+    ))
     text, missing = render(tpl, {"order_id": "DD202611230001"})
     assert text == "您好，订单 DD202611230001 退款 【退款金额】 元。"
-    assert missing == ("refund_amount",)
+    assert missing == (MissingVariable("refund_amount", "退款金额"),)
+
+
+def test_missing_variable_without_description_is_labelled_by_name():
+    _, missing = render(template("{{ code }}", (Variable("code", required=True),)), {})
+    assert missing == (MissingVariable("code", "code"),)
+
+
+def template(body: str, variables=()) -> ReplyTemplate:
+    return ReplyTemplate(id="t", title="t", intents=(), variables=tuple(variables), body=body, path="t.md")
 
 
 def test_render_is_sandboxed_and_strict():
     with pytest.raises(AssistError):
-        render({"id": "t", "body": "{{ secret }}", "variables": []}, {})
+        render(template("{{ secret }}"), {})
     with pytest.raises(AssistError):
-        render({"id": "t", "body": "{{ ''.__class__.__mro__ }}", "variables": []}, {})
+        render(template("{{ ''.__class__.__mro__ }}"), {})
 
 
 # --- pipeline --------------------------------------------------------------------------------------
@@ -173,6 +179,7 @@ def test_vip_customers_get_the_vip_variant_first(suggester):
     assert s.templates[0].template_id == "tpl-refund-timing-vip"
     assert s.templates[0].missing_variables == ("order_id",)
     assert "【订单号】" in s.templates[0].text
+    assert s.to_dict()["templates"][0]["missing"] == [{"name": "order_id", "label": "订单号"}]
 
 
 def test_angry_customer_escalates_with_cues(suggester):

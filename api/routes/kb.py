@@ -1,5 +1,6 @@
 """Read-only views of the served index version's KB snapshot: articles, templates, intents."""
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
@@ -20,7 +21,7 @@ def get_article(article_id: ItemId, loaded: LoadedDep) -> dict:
     article = loaded.articles.get(article_id)
     if article is None:
         raise ApiError(404, "not_found", f"no published article {article_id!r} in index {loaded.version}")
-    return {**article, "index_version": loaded.version}
+    return {**asdict(article), "index_version": loaded.version}
 
 
 @router.get("/templates/{template_id}", response_model=TemplateDetailOut, summary="One reply template",
@@ -29,10 +30,10 @@ def get_template(template_id: ItemId, loaded: LoadedDep) -> dict:
     template = loaded.templates.get(template_id)
     if template is None:
         raise ApiError(404, "not_found", f"no template {template_id!r} in index {loaded.version}")
-    return {**template, "index_version": loaded.version}
+    return {**asdict(template), "index_version": loaded.version}
 
 
 @router.get("/intents", response_model=IntentsOut, summary="The intents the service detects",
             responses=responses(401, 500, 503))
 def list_intents(loaded: LoadedDep) -> dict:
-    return {"index_version": loaded.version, "intents": loaded.index.kb.get("intents", [])}
+    return {"index_version": loaded.version, "intents": [asdict(i) for i in loaded.index.kb.intents]}

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from api.auth import require_api_key
 from api.deps import LoadedDep, MetricsDep, SettingsDep
 from api.errors import ApiError, responses
-from api.schemas import SuggestRequest, SuggestResponse, Turn
+from api.schemas import MAX_TOP_K, LimitsResponse, SuggestRequest, SuggestResponse, Turn
 from assist.config import Settings
 
 router = APIRouter(prefix="/v1", tags=["suggest"], dependencies=[Depends(require_api_key)])
@@ -35,3 +35,13 @@ def suggest(body: SuggestRequest, loaded: LoadedDep, settings: SettingsDep, metr
     )
     metrics.observe_suggestion(time.perf_counter() - start, result.intent.name, result.intent.escalate or result.emotion.escalate, result.abstained)
     return result.to_dict()
+
+
+@router.get("/limits", response_model=LimitsResponse, summary="The configured request limits",
+            responses=responses(401, 500))
+def limits(settings: SettingsDep) -> dict:
+    """What a client must respect so /v1/suggest and /v1/feedback accept its requests (the sidebar reads it at start)."""
+    return {
+        "max_turns": settings.max_turns, "max_turn_chars": settings.max_turn_chars,
+        "max_body_bytes": settings.max_body_bytes, "max_top_k": MAX_TOP_K, "default_top_k": settings.suggest.answers,
+    }

@@ -226,7 +226,8 @@ def build_from_chunks(
         with open(work / "chunks.jsonl", "w", encoding="utf-8") as f:
             for c in chunks:
                 f.write(json.dumps(dataclasses.asdict(c), ensure_ascii=False) + "\n")
-        (work / "kb.json").write_text(json.dumps(_kb_snapshot(kb), ensure_ascii=False), encoding="utf-8")
+        snapshot = (kb or KB(root="", articles=(), templates=(), intents=())).to_snapshot()
+        (work / "kb.json").write_text(json.dumps(snapshot, ensure_ascii=False), encoding="utf-8")
         seconds = time.perf_counter() - start
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -292,17 +293,6 @@ def _new_version_name(index_dir: Path, kb_hash: str) -> str:
     return name
 
 
-def _kb_snapshot(kb: KB | None) -> dict:
-    if kb is None:
-        return {"articles": [], "templates": [], "intents": []}
-    return {
-        "content_hash": kb.content_hash,
-        "articles": [dataclasses.asdict(a) for a in kb.published],
-        "templates": [dataclasses.asdict(t) for t in kb.templates],
-        "intents": [dataclasses.asdict(i) for i in kb.intents],
-    }
-
-
 def _prune(index_dir: Path, keep: int) -> None:
     versions = list_versions(index_dir)
     for info in versions[:-keep]:
@@ -330,7 +320,7 @@ def _chunk_from_json(row: dict) -> Chunk:
 class Index:
     """One loaded index version: dense + BM25 over the same chunk rows."""
 
-    def __init__(self, path: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, dense_index, lexical: LexicalIndex, embedder: Embedder, kb: dict, hybrid: HybridSettings):
+    def __init__(self, path: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, dense_index, lexical: LexicalIndex, embedder: Embedder, kb: KB, hybrid: HybridSettings):
         self.path = path
         self.manifest = manifest
         self.version = manifest["version"]
@@ -486,7 +476,7 @@ def load_index(
     with open(path / "chunks.jsonl", encoding="utf-8") as f:
         chunks = [_chunk_from_json(json.loads(line)) for line in f]
     vectors = np.load(path / "vectors.npy", mmap_mode="r")
-    kb = json.loads((path / "kb.json").read_text(encoding="utf-8"))
+    kb = KB.from_snapshot(json.loads((path / "kb.json").read_text(encoding="utf-8")))
     return Index(path, manifest, chunks, vectors, load_dense(path / "dense.faiss", dense), LexicalIndex.load(path / "lexical"), embedder, kb, hybrid)
 
 

@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, field
 from assist.config import SuggestSettings
 from assist.errors import AssistError
 from assist.index.store import Index
-from assist.kb import Intent
 from assist.suggest.emotion import Emotion, detect_emotion
 from assist.suggest.intent import IntentDetector, IntentResult, is_latin
 from assist.suggest.query import ROLES, Query, Turn, build_query, last_turn_query
@@ -47,7 +46,8 @@ class Suggestion:
             },
             "emotion": {"level": self.emotion.level, "escalate": self.emotion.escalate, "cues": list(self.emotion.cues)},
             "answers": [{**asdict(a), "heading_path": list(a.heading_path), "matched_terms": list(a.matched_terms)} for a in self.answers],
-            "templates": [{**asdict(t), "missing_variables": list(t.missing_variables)} for t in self.templates],
+            "templates": [{**asdict(t), "missing_variables": list(t.missing_variables),
+                           "missing": [asdict(m) for m in t.missing]} for t in self.templates],
             "abstained": self.abstained,
             "top_similarity": None if self.top_similarity is None else round(self.top_similarity, 4),
             "query": self.query.text,
@@ -77,9 +77,9 @@ class Suggester:
     def __init__(self, index: Index, settings: SuggestSettings = SuggestSettings()):
         self.index = index
         self.settings = settings
-        self.intents = [Intent(**{**i, "examples": tuple(i["examples"]), "keywords": tuple(i["keywords"])}) for i in index.kb["intents"]]
+        self.intents = list(index.kb.intents)
         self._escalating = {i.name for i in self.intents if i.escalate}
-        self.templates = {t["id"]: t for t in index.kb["templates"]}
+        self.templates = {t.id: t for t in index.kb.templates}
         self.detector = IntentDetector(
             self.intents, index.embedder, oos_threshold=settings.intent_oos_threshold,
             temperature=settings.intent_temperature, keyword_bonus=settings.intent_keyword_bonus,
@@ -149,15 +149,14 @@ class Suggester:
         scored = []
         for hit, score in boosted(hits, intent.name, intent.confidence, self.settings.intent_boost):
             t = self.templates.get(hit.chunk.article_id)
-            tier = (t or {}).get("tier")
-            if t is None or (tier and not vip):  # VIP-only variants are for VIP customers only
+            if t is None or (t.tier and not vip):  # VIP-only variants are for VIP customers only
                 continue
             # VIP customers get the VIP variant of the detected intent first
-            first = bool(vip and tier and intent.name in t["intents"])
+            first = bool(vip and t.tier and intent.name in t.intents)
             scored.append((first, score, t))
         scored.sort(key=lambda x: (not x[0], -x[1]))
         if emotion.escalate:  # an upset customer also needs the apology / escalation reply, right after the answer
-            calming = next((x for x in scored if self._escalating & set(x[2]["intents"])), None)
+            calming = next((x for x in scored if self._escalating & set(x[2].intents)), None)
             if calming is not None and scored.index(calming) > 1:
                 scored.remove(calming)
                 scored.insert(1, calming)
@@ -167,5 +166,5 @@ class Suggester:
         out = []
         for _, score, t in scored[:n]:
             text, missing = render(t, values)
-            out.append(RenderedTemplate(t["id"], t["title"], text, missing, round(score, 4), t.get("tier")))
+            out.append(RenderedTemplate(t.id, t.title, text, missing, round(score, 4), t.tier))
         return out

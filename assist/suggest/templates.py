@@ -8,6 +8,7 @@ from jinja2 import StrictUndefined, TemplateError as JinjaTemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from assist.errors import TemplateError
+from assist.kb import ReplyTemplate
 
 # Patterns for what customers paste into chats. Order numbers and SKU codes are kept whole.
 ENTITY_PATTERNS = {
@@ -25,13 +26,25 @@ _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_tr
 
 
 @dataclass(frozen=True)
+class MissingVariable:
+    """A required variable nothing filled: `label` is what its 【...】 placeholder shows the agent."""
+
+    name: str
+    label: str
+
+
+@dataclass(frozen=True)
 class RenderedTemplate:
     template_id: str
     title: str
     text: str
-    missing_variables: tuple[str, ...]
+    missing: tuple[MissingVariable, ...]
     score: float
     tier: str | None = None
+
+    @property
+    def missing_variables(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.missing)
 
 
 def extract_entities(texts: list[str]) -> dict[str, str]:
@@ -58,27 +71,27 @@ def _compiled(body: str):
     return _ENV.from_string(body)
 
 
-def render(template: dict, values: dict[str, str]) -> tuple[str, tuple[str, ...]]:
-    """Render a template dict (from the index's KB snapshot) with what is known.
+def render(template: ReplyTemplate, values: dict[str, str]) -> tuple[str, tuple[MissingVariable, ...]]:
+    """Render a template with what is known.
 
     A required variable with no value is shown as 【description】 for the agent to fill and listed as
     missing; an optional one falls back to its default, else to an empty string.
     """
     context, missing = {}, []
-    for var in template["variables"]:
-        name = var["name"]
-        value = values.get(name)
+    for var in template.variables:
+        value = values.get(var.name)
         if value in (None, ""):
-            value = var.get("default")
+            value = var.default
         if value in (None, ""):
-            if var.get("required"):
-                missing.append(name)
-                value = f"【{var.get('description') or name}】"
+            if var.required:
+                label = var.description or var.name
+                missing.append(MissingVariable(var.name, label))
+                value = f"【{label}】"
             else:
                 value = ""
-        context[name] = value
+        context[var.name] = value
     try:
-        text = _compiled(template["body"]).render(context)
+        text = _compiled(template.body).render(context)
     except JinjaTemplateError as exc:
-        raise TemplateError(f"template {template['id']} cannot be rendered: {exc}") from None
+        raise TemplateError(f"template {template.id} cannot be rendered: {exc}") from None
     return text, tuple(missing)
