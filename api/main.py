@@ -6,7 +6,6 @@ Run it with `assist serve`, or `uvicorn --factory api.main:create_app`.
 import logging
 import sys
 from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -19,11 +18,11 @@ from api.metrics import Metrics
 from api.middleware import BodyGuard, Observe
 from api.routes import admin, feedback, health, kb, suggest
 from api.service import Service
-from assist.config import Settings, get_settings
+from assist.config import Settings, get_settings, package_version
 from assist.errors import IndexNotFound
 from assist.feedback import FeedbackStore
-from assist.index.embed import make_embedder
-from assist.redact import install_log_redaction
+from assist.index.embed import embedder_from_settings
+from assist.redact import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -41,30 +40,12 @@ PLACEHOLDER = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>
 <p><a href="/docs">API 文档 / API docs</a> · <a href="/readyz">/readyz</a></p></body></html>"""
 
 
-def _package_version() -> str:
-    try:
-        return version("assist")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-def _configure_logging(s: Settings) -> None:
-    # No-op when the CLI already configured logging; needed in uvicorn worker processes and tests.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    level = getattr(logging, s.log_level.upper(), logging.INFO)
-    for name in ("assist", "api"):
-        logging.getLogger(name).setLevel(level)
-    install_log_redaction()
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     s: Settings = app.state.settings
-    _configure_logging(s)
+    configure_logging(s.log_level)  # again in uvicorn worker processes, which do not run the CLI callback
     warn_about(s)
-    e = s.embedding
-    embedder = make_embedder(e.model, backend=e.backend, models_dir=s.models_dir, threads=e.threads, query_backend=e.query_backend)
-    service = Service(s, embedder)
+    service = Service(s, embedder_from_settings(s))
     try:
         service.reload()
     except IndexNotFound as exc:  # start unready: readyz says 503 until a build and a reload
@@ -96,7 +77,7 @@ def _apply_limits(node, limits: dict[str, tuple[str, int]]) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API app. Raises AssistError when the configuration must not serve (e.g. no API keys)."""
     s = settings or get_settings()
-    app = FastAPI(title="assist", version=_package_version(), description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="assist", version=package_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = s
     app.state.credentials = credentials_from_settings(s)
     app.state.metrics = Metrics()

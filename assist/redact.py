@@ -134,3 +134,19 @@ def install_log_redaction(logger_names: tuple[str, ...] = ("", "uvicorn", "uvico
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(f, RedactingFilter) for f in handler.filters):
                 handler.addFilter(RedactingFilter())
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """The one logging set-up of the CLI and the API: stderr, third-party libraries (faiss,
+    onnxruntime, jieba) at WARNING, ours (`assist`, `api`) at `level`, every record PII-redacted.
+    A second call only adjusts levels and filters (basicConfig keeps the first handler)."""
+    import sys
+
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    for name in ("assist", "api"):
+        logging.getLogger(name).setLevel(numeric)
+    install_log_redaction()

@@ -5,7 +5,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from assist.index.store import Index
+from assist.index.search import Index
 
 
 class AssistRetriever(BaseRetriever):

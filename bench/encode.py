@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/torch/onnxruntime 
 import numpy as np  # noqa: E402
 
 from assist.index.embed import make_embedder  # noqa: E402
-from assist.index.model import DEFAULT_MODEL_NAME  # noqa: E402
+from assist.config import DEFAULT_MODEL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "insuranceqa-zh"
@@ -42,7 +42,7 @@ def embedders(args) -> dict:
     out = {}
     for backend in args.backends:
         t0 = time.perf_counter()
-        out[backend] = make_embedder(DEFAULT_MODEL_NAME, backend=backend, models_dir=args.models_dir, threads=1)
+        out[backend] = make_embedder(DEFAULT_MODEL, backend=backend, query_backend="same", models_dir=args.models_dir, threads=1)
         print(f"{backend:10s} loaded in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
     return out
 

@@ -70,3 +70,24 @@ def evaluate(runs: list[tuple[list[str], object]], metrics: list[str]) -> dict[s
         fn, k = parse_metric(name)
         out[name] = sum(fn(ranked, rel, k) for ranked, rel in runs) / len(runs) if runs else 0.0
     return out
+
+
+# --- classification --------------------------------------------------------------------------------
+
+
+def precision_recall_f1(pairs: list[tuple[bool, bool]]) -> dict[str, float]:
+    """Precision, recall and F1 of (gold, predicted) booleans."""
+    tp = sum(1 for g, p in pairs if g and p)
+    fp = sum(1 for g, p in pairs if not g and p)
+    fn = sum(1 for g, p in pairs if g and not p)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {"precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0}
+
+
+def macro_f1(gold: list[str], pred: list[str]) -> float:
+    """F1 per gold label, averaged over the gold labels."""
+    labels = sorted(set(gold))
+    if not labels:
+        return 0.0
+    return sum(precision_recall_f1([(g == label, p == label) for g, p in zip(gold, pred)])["f1"] for label in labels) / len(labels)

@@ -1,11 +1,61 @@
-"""Report comparison (the CI gate) and the HTML report."""
+"""Eval reports as objects (save, table, compare), the regression gate and the HTML report."""
 
 import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
 # Lower is better for these; every other numeric metric is higher-is-better.
 LOWER_IS_BETTER = ("latency", "abstain_rate_in_scope")
 # Latency depends on the machine: shown, never gated.
 NOT_GATED = ("latency",)
+
+
+@dataclass
+class Report:
+    """What an eval measured: `data` is report.json; `records` (per variant, one row per query) go
+    to records.jsonl; `titles` name articles in the HTML report; `columns` are the table's metrics."""
+
+    data: dict
+    records: dict[str, list[dict]] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
+    columns: tuple[str, ...] = ()
+
+    @property
+    def variants(self) -> dict[str, dict]:
+        return self.data.get("variants") or {}
+
+    def to_dict(self) -> dict:
+        return self.data
+
+    def save(self, out: Path) -> list[Path]:
+        """Write report.json, plus report.html for per-variant reports and records.jsonl when there
+        are records; return the paths written."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [out / "report.json"]
+        written[0].write_text(json.dumps(self.data, ensure_ascii=False, indent=2), encoding="utf-8")
+        if self.variants:
+            written.append(out / "report.html")
+            written[-1].write_text(render_html(self.data, self.records, self.titles), encoding="utf-8")
+        if self.records:
+            written.append(out / "records.jsonl")
+            with open(written[-1], "w", encoding="utf-8") as f:
+                for variant, rows in self.records.items():
+                    for r in rows:
+                        f.write(json.dumps({"variant": variant, **r}, ensure_ascii=False) + "\n")
+        return written
+
+    def table(self) -> str:
+        """One row per variant, one column per metric (names shortened to fit); JSON without variants."""
+        if not self.variants:
+            return json.dumps(self.data, ensure_ascii=False)
+        cols = list(self.columns) or sorted({k for m in self.variants.values() for k in m})
+        short = [c.replace("answer_", "ans_").replace("template_", "tpl_").replace("escalation_", "esc_") for c in cols]
+        lines = [f"{'variant':10} " + " ".join(f"{c:>14}" for c in short)]
+        for name, m in self.variants.items():
+            lines.append(f"{name:10} " + " ".join(f"{m.get(c, float('nan')):>14.3f}" for c in cols))
+        return "\n".join(lines)
 
 
 def _flatten(report: dict) -> dict[str, float]:
@@ -101,9 +151,10 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_html(report: dict, records: dict[str, list[dict]], titles: dict[str, str] | None = None) -> str:
+def render_html(report: dict, records: dict[str, list[dict]] | None = None, titles: dict[str, str] | None = None) -> str:
     """A self-contained page (inline SVG, no scripts or downloads) for KB editors and QA."""
     titles = titles or {}
+    records = records or {}
     variants = report.get("variants", {})
     metric_names = sorted({k for m in variants.values() for k in m})
     parts = [
@@ -125,7 +176,8 @@ def render_html(report: dict, records: dict[str, list[dict]], titles: dict[str, 
         parts.append(_svg_bars([(n, v["intent_accuracy"]) for n, v in per_intent.items()], "intent accuracy per intent (full)"))
         parts.append(_svg_bars([(n, v["answer_hit@3"]) for n, v in per_intent.items() if v["answer_hit@3"] is not None], "answer hit@3 per intent (full)"))
     main = records.get("full") or next(iter(records.values()), [])
-    parts.append(_svg_histogram([r["latency_ms"] for r in main], "suggest latency (full pipeline)"))
+    if main:
+        parts.append(_svg_histogram([r["latency_ms"] for r in main], "suggest latency (full pipeline)"))
     parts.append("</div>")
     misses = report.get("misses") or []
     if misses:

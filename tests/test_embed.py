@@ -9,10 +9,13 @@ import sys
 import numpy as np
 import pytest
 
+from assist.config import DEFAULT_MODEL, EmbeddingSettings, Settings
 from assist.index import model as model_mod
-from assist.index.embed import EmbedderError, HashingEmbedder, make_embedder, resolve_query_backend
+from assist.index.embed import (
+    EmbedderError, HashingEmbedder, embedder_from_settings, make_embedder, passage_model_id, resolve_query_backend,
+)
 from assist.index.model import (
-    DEFAULT_MODEL_NAME, MANIFEST, ModelInstallError, install_model, model_is_installed, resolve_model,
+    MANIFEST, ModelInstallError, install_model, model_is_installed, resolve_model,
 )
 
 
@@ -50,13 +53,13 @@ def test_hashing_ranks_overlapping_chinese_text_first():
 
 def test_make_embedder_rejects_unknown_backend(tmp_path):
     with pytest.raises(EmbedderError, match="unknown embedding backend 'gpu'.*onnx-int8"):
-        make_embedder(DEFAULT_MODEL_NAME, backend="gpu", models_dir=tmp_path)
+        make_embedder(DEFAULT_MODEL, backend="gpu", models_dir=tmp_path)
 
 
 @pytest.mark.parametrize("backend", ["onnx-int8", "onnx", "torch"])
 def test_make_embedder_says_how_to_install_the_default_model(tmp_path, backend):
     with pytest.raises(EmbedderError, match="run `assist model install`"):
-        make_embedder(DEFAULT_MODEL_NAME, backend=backend, models_dir=tmp_path)
+        make_embedder(DEFAULT_MODEL, backend=backend, models_dir=tmp_path)
 
 
 def test_make_embedder_onnx_needs_onnx_files_for_other_models(tmp_path):
@@ -67,11 +70,31 @@ def test_make_embedder_onnx_needs_onnx_files_for_other_models(tmp_path):
 
 
 def test_make_embedder_hashing_needs_no_model(tmp_path):
-    assert isinstance(make_embedder(DEFAULT_MODEL_NAME, backend="hashing", models_dir=tmp_path), HashingEmbedder)
+    assert isinstance(make_embedder(DEFAULT_MODEL, backend="hashing", models_dir=tmp_path), HashingEmbedder)
+
+
+def test_the_library_default_query_backend_is_the_settings_default():
+    import inspect
+
+    default = inspect.signature(make_embedder).parameters["query_backend"].default
+    assert default == EmbeddingSettings().query_backend == "auto"
+
+
+def test_make_embedder_rejects_unknown_query_backend(tmp_path):
+    with pytest.raises(EmbedderError, match="unknown query backend 'fast'.*same, auto"):
+        make_embedder(DEFAULT_MODEL, backend="onnx", query_backend="fast", models_dir=tmp_path)
+
+
+def test_embedder_from_settings_follows_the_settings(tmp_path):
+    s = Settings(models_dir=tmp_path, embedding={"backend": "hashing"})
+    e = embedder_from_settings(s, build=True)
+    assert isinstance(e, HashingEmbedder) and e.model_id == passage_model_id(DEFAULT_MODEL, "hashing", tmp_path)
+    with pytest.raises(EmbedderError, match="run `assist model install`"):
+        embedder_from_settings(Settings(models_dir=tmp_path))  # the default: onnx passages, int8 queries
 
 
 def test_resolve_model_maps_only_the_default_name(tmp_path):
-    assert resolve_model(DEFAULT_MODEL_NAME, tmp_path) == tmp_path / "multilingual-e5-small"
+    assert resolve_model(DEFAULT_MODEL, tmp_path) == tmp_path / "multilingual-e5-small"
     assert resolve_model("BAAI/bge-small-zh-v1.5", tmp_path) == "BAAI/bge-small-zh-v1.5"
 
 
@@ -81,7 +104,7 @@ def _fake_installed(models_dir, size=3):
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"x" * size)
     manifest = {
-        "model": DEFAULT_MODEL_NAME, "layout": model_mod.LAYOUT_VERSION,
+        "model": DEFAULT_MODEL, "layout": model_mod.LAYOUT_VERSION,
         "inputs": {"image": {"sha256": model_mod.IMAGE[3]}, "tokenizer": {"sha256": model_mod.TOKENIZER[3]}},
         "files": {"model.safetensors": {"size": 3, "sha256": "-"}},
     }
@@ -122,13 +145,13 @@ def test_install_reports_a_missing_package(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("backend,query_backend,expected", [
     ("onnx", "auto", "onnx-int8"), ("torch-bf16", "auto", "onnx-int8"), ("torch", "auto", "torch"),
-    ("onnx", "same", "onnx"), ("onnx", None, "onnx"), ("onnx", "torch", "torch"), ("hashing", "auto", "hashing"),
+    ("onnx", "same", "onnx"), ("onnx", "torch", "torch"), ("hashing", "auto", "hashing"),
 ])
 def test_query_backend_auto_picks_int8_only_when_the_export_exists(tmp_path, backend, query_backend, expected):
     folder = _fake_installed(tmp_path)
     (folder / "onnx").mkdir()
     (folder / model_mod.ONNX_INT8).write_bytes(b"onnx")
-    assert resolve_query_backend(DEFAULT_MODEL_NAME, backend, query_backend, tmp_path) == expected
+    assert resolve_query_backend(DEFAULT_MODEL, backend, query_backend, tmp_path) == expected
     (folder / model_mod.ONNX_INT8).unlink()
-    no_int8 = backend if query_backend in ("auto", "same", None) else query_backend
-    assert resolve_query_backend(DEFAULT_MODEL_NAME, backend, query_backend, tmp_path) == no_int8
+    no_int8 = backend if query_backend in ("auto", "same") else query_backend
+    assert resolve_query_backend(DEFAULT_MODEL, backend, query_backend, tmp_path) == no_int8

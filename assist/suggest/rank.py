@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 
-from assist.index.store import Hit
+from assist.index.search import Hit
 
 
 @dataclass(frozen=True)
