@@ -1,6 +1,6 @@
 # make install: .venv with pinned dependencies and the offline default model (quick when nothing changed)
 # make run:     install, check and index kb/, then serve the API in development mode on 127.0.0.1:8000
-# make test:    install, then every test (fast suite and the real-model slow suite)
+# make test:    install, ruff, then every test (fast suite, real-model slow suite, live-server and browser tests)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -37,11 +37,13 @@ run: install
 	@echo ""
 	$(BIN)/assist serve --dev --host 127.0.0.1 --port 8000
 
+# -m "": every marker (slow, browser, live); `pytest` alone runs the fast suite. ruff first: it takes a second.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m ""
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) .assist .pytest_cache

@@ -4,7 +4,6 @@ Run it with `assist serve`, or `uvicorn --factory api.main:create_app`.
 """
 
 import logging
-import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 

@@ -8,6 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from assist.feedback import EVENTS, KINDS
+from assist.suggest.query import ROLES
+
 
 def _encodable(value: str) -> str:
     # JSON escapes can smuggle lone surrogates in; they cannot be stored or sent back as UTF-8.
@@ -24,8 +27,10 @@ def _integral(value):
 
 
 Text = Annotated[str, AfterValidator(_encodable)]
+FeedbackEventName = Literal[EVENTS]
+SuggestionKind = Literal[KINDS]
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
-Role = Literal["customer", "agent", "system"]
+Role = Literal[ROLES]
 CustomerValue = (
     Annotated[Text, StringConstraints(max_length=200)]
     | Annotated[int, Field(ge=-(10**15), le=10**15)]
@@ -97,7 +102,9 @@ class SuggestRequest(Strict):
         default_factory=dict, max_length=30,
         description="what the agent knows about the customer (name, tier such as VIP, order_id, ...); fills template variables",
     )
-    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K), BeforeValidator(_integral)] | None = Field(None, description="answers to return (default: the configured number)")
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K), BeforeValidator(_integral)] | None = Field(
+        None, description="answers to return (default: the configured number)"
+    )
     model_config = ConfigDict(json_schema_extra={"examples": [SUGGEST_EXAMPLE]})
 
 
@@ -181,9 +188,9 @@ class SuggestResponse(BaseModel):
 
 
 class FeedbackRequest(Strict):
-    event: Literal["shown", "used", "dismissed", "edited"] = Field(description="what the agent did with the suggestion")
+    event: FeedbackEventName = Field(description="what the agent did with the suggestion")
     suggestion_id: Ident = Field(description="the article or template id")
-    kind: Literal["article", "template"]
+    kind: SuggestionKind
     intent: Ident | None = Field(None, description="the detected intent shown with the suggestion")
     index_version: Ident | None = None
     latency_ms: float | None = Field(None, ge=0, le=3_600_000, description="time from suggestion shown to this action")

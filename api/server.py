@@ -14,6 +14,13 @@ from uvicorn.supervisors import Multiprocess
 APP = "api.main:create_app"
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` right now (tests and benchmarks start servers on it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def tcp_socket(sock: socket.socket) -> socket.socket:
     """The same listening descriptor, described as IPPROTO_TCP so accepted sockets get TCP_NODELAY."""
     if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:

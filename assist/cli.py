@@ -76,7 +76,8 @@ def kb_check(kb_dir: Annotated[Optional[Path], typer.Argument(help="KB folder [d
     if problems:
         typer.echo(f"{len(problems)} problem(s) in {kb_dir}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"ok: {len(kb.published)} published articles ({len(kb.articles) - len(kb.published)} drafts), {len(kb.templates)} templates, {len(kb.intents)} intents")
+    drafts = len(kb.articles) - len(kb.published)
+    typer.echo(f"ok: {len(kb.published)} published articles ({drafts} drafts), {len(kb.templates)} templates, {len(kb.intents)} intents")
 
 
 # --- index -----------------------------------------------------------------------------------------
@@ -102,7 +103,8 @@ def index_build(
         keys = ("version", "chunks", "embedded", "reused", "seconds")
         typer.echo(json.dumps({k: getattr(result, k) for k in keys}))
     else:
-        typer.echo(f"built {result.version}: {result.chunks} chunks ({result.embedded} embedded, {result.reused} reused) in {result.seconds:.1f}s -> {result.path}")
+        typer.echo(f"built {result.version}: {result.chunks} chunks ({result.embedded} embedded, {result.reused} reused) "
+                   f"in {result.seconds:.1f}s -> {result.path}")
 
 
 @index_app.command("list")

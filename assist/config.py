@@ -19,12 +19,13 @@ QUERY_BACKENDS = ("same", "auto", "onnx-int8", "onnx", "torch")
 class EmbeddingSettings(BaseModel):
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or path")
     backend: Literal[BACKENDS] = Field(
-        "onnx", description="passage encoder runtime; onnx/onnx-int8 need the installed default model; "
-        "torch-bf16 builds 2x faster on CPUs with AMX"
+        "onnx", description="passage encoder runtime: onnx, onnx-int8 (both need the installed default model or an "
+        "ONNX export), torch (any sentence-transformers model), torch-bf16 (bfloat16: faster builds on CPUs with AMX) "
+        "or hashing (the deterministic test fake)"
     )
     query_backend: Literal[QUERY_BACKENDS] = Field(
         "auto", description="runtime that encodes queries (same model): auto = onnx-int8 when backend is onnx "
-        "(4x faster per query, vectors within cosine 0.997 of fp32); same = backend",
+        "(several times faster per query, vectors close to fp32); same = backend",
     )
     threads: int = Field(1, ge=1, description="intra-op threads per process")
     build_threads: int = Field(
@@ -46,20 +47,23 @@ class DenseSettings(BaseModel):
     kind: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         "auto", description="FAISS index type; auto = flat below approx_threshold chunks, HNSW above"
     )
-    approx_threshold: int = Field(50_000, ge=1)
+    approx_threshold: int = Field(50_000, ge=1, description="chunks from which kind=auto builds an HNSW index")
     flat_storage: Literal["fp16", "fp32"] = Field(
-        "fp16", description="vectors of the flat index: fp16 halves its memory and scan time (top-100 agreement 0.999)"
+        "fp16", description="vectors of the flat index: fp16 halves its memory and scan time"
     )
-    hnsw_m: int = 32
-    hnsw_ef_search: int = 128
-    ivf_nprobe: int = 16
+    hnsw_m: int = Field(32, ge=2, description="HNSW links per vector (set at build time)")
+    hnsw_ef_search: int = Field(128, ge=1, description="HNSW search breadth: higher finds more true neighbours, slower")
+    ivf_nprobe: int = Field(16, ge=1, description="IVF lists searched per query: higher finds more, slower")
 
 
 class HybridSettings(BaseModel):
-    method: Literal["z", "linear", "rrf"] = Field("z", description="how dense and BM25 scores are fused (see README)")
-    dense_weight: float = Field(1.0, ge=0)
+    method: Literal["z", "linear", "rrf"] = Field(
+        "z", description="how dense and BM25 scores are fused: z (z-scored BM25 added to the cosine), linear "
+        "(max-normalised BM25) or rrf (reciprocal rank fusion); see README, Fusion"
+    )
+    dense_weight: float = Field(1.0, ge=0, description="weight of the dense (cosine) score in the fusion")
     bm25_weight: float = Field(0.1, ge=0, description="z: weight of z-scored BM25; linear: of max-normalised BM25; rrf: of its ranks")
-    rrf_k: int = Field(60, ge=1)
+    rrf_k: int = Field(60, ge=1, description="rrf: the rank offset k of 1 / (k + rank)")
     candidates: int = Field(100, ge=1, description="candidates taken from each retriever before fusion")
 
 
@@ -68,8 +72,8 @@ class SuggestSettings(BaseModel):
     templates: int = Field(3, ge=0, le=20, description="templates returned by default")
     max_context_turns: int = Field(2, ge=0, description="earlier customer turns folded into a dependent follow-up")
     intent_oos_threshold: float = Field(0.88, description="best intent similarity below this -> out_of_scope")
-    intent_temperature: float = Field(0.02, gt=0)
-    intent_keyword_bonus: float = Field(0.02, ge=0)
+    intent_temperature: float = Field(0.02, gt=0, description="softmax temperature that turns intent scores into confidences")
+    intent_keyword_bonus: float = Field(0.02, ge=0, description="score added to an intent when one of its keywords is in the text")
     intent_boost: float = Field(0.2, ge=0, description="score added (x confidence) to chunks of the detected intent")
     abstain_min_dense: float = Field(0.80, description="no answers when the best dense similarity is below this")
     abstain_min_dense_oos: float = Field(0.88, description="the same bar when the intent is out_of_scope")
@@ -126,15 +130,33 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def settings_help() -> str:
-    """One line per environment variable, for `assist --help`."""
-    lines = []
+def settings_fields() -> list[tuple[str, object, str]]:
+    """(environment variable, default, description) of every setting, in declaration order."""
+    rows = []
     for name, field in Settings.model_fields.items():
         default = field.default
         if isinstance(default, BaseModel):
             for sub, subfield in type(default).model_fields.items():
-                env = f"ASSIST_{name}__{sub}".upper()
-                lines.append(f"{env} (default {subfield.default})")
+                rows.append((f"ASSIST_{name}__{sub}".upper(), subfield.default, subfield.description or ""))
         else:
-            lines.append(f"ASSIST_{name.upper()} (default {default})")
+            rows.append((f"ASSIST_{name.upper()}", default, field.description or ""))
+    return rows
+
+
+def settings_help() -> str:
+    """One line per environment variable, for `assist --help`."""
+    return "\n".join(f"{env} (default {default}): {description}" for env, default, description in settings_fields())
+
+
+def settings_table() -> str:
+    """The README's configuration table (Markdown), generated from the fields so the two agree."""
+    def cell(value) -> str:
+        text = "(empty)" if value == "" else str(value)
+        return text.replace("|", "\\|")
+
+    lines = ["| variable | default | what it does |", "|---|---|---|"]
+    for env, default, description in settings_fields():
+        if env == "ASSIST_MODELS_DIR":
+            default = "<venv>/share/assist/models"  # sys.prefix differs per machine
+        lines.append(f"| `{env}` | `{cell(default)}` | {cell(description)} |")
     return "\n".join(lines)

@@ -21,14 +21,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SIZES, loadavg, settings  # noqa: E402
+from common import SIZES, embedder, loadavg, settings  # noqa: E402
 
 from assist.index.store import build_from_chunks  # noqa: E402
 
 
 def cold(n: int, backends: list[str], log=print) -> dict:
-    from assist.index.embed import make_embedder
-
     from corpus import real_chunks
 
     s = settings()
@@ -41,11 +39,11 @@ def cold(n: int, backends: list[str], log=print) -> dict:
         threads = (os.cpu_count() or 1) if n_threads == "all" else int(n_threads or 1)
         name = backend if threads == 1 else f"{backend}@{threads}"
         t0 = time.perf_counter()
-        embedder = make_embedder(s.embedding.model, backend=backend, models_dir=s.models_dir, threads=threads)
+        encoder = embedder(backend=backend, query_backend="same", threads=threads)
         load_s = time.perf_counter() - t0
         with tempfile.TemporaryDirectory(prefix="assist-build-") as tmp:
             t0 = time.perf_counter()
-            result = build_from_chunks(sample, Path(tmp), embedder, kb=kb, words=words, chunking=s.chunking,
+            result = build_from_chunks(sample, Path(tmp), encoder, kb=kb, words=words, chunking=s.chunking,
                                        dense=s.dense, keep_versions=1)
             secs = time.perf_counter() - t0
         if result.embedded != n:
@@ -53,7 +51,7 @@ def cold(n: int, backends: list[str], log=print) -> dict:
         out[name] = {"seconds": round(secs, 2), "chunks_per_s": round(n / secs, 1), "model_load_s": round(load_s, 1),
                      "threads": threads, "loadavg": loadavg()}
         log(f"cold build, {name:11}: {n} chunks in {secs:6.1f}s = {n / secs:6.1f} chunks/s (model load {load_s:.1f}s, not counted)")
-        del embedder
+        del encoder
     return out
 
 

@@ -17,6 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evals.io import read_jsonl  # noqa: E402, F401  (re-exported for the benchmark scripts)
+
 SHARED_DATA = ROOT.parent / "shared" / "data"
 INSURANCEQA = SHARED_DATA / "insuranceqa-zh"
 BENCH_DIR = ROOT / ".assist" / "bench"  # gitignored (.assist/)
@@ -26,11 +28,6 @@ SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000}
 
 def size_name(n: int) -> str:
     return next((k for k, v in SIZES.items() if v == n), str(n))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def conversations() -> list[dict]:
@@ -68,14 +65,20 @@ def settings():
     return get_settings()
 
 
-def query_embedder():
-    """The embedder the service uses at query time (the configured query backend)."""
-    from assist.index.embed import make_embedder
+def embedder(*, build: bool = False, **embedding):
+    """The configured embedder (as the service builds it), with some embedding settings replaced,
+    e.g. embedder(backend="torch", query_backend="same") to measure one runtime alone."""
+    from assist.index.embed import embedder_from_settings
 
     s = settings()
-    e = s.embedding
-    return make_embedder(e.model, backend=e.backend, models_dir=s.models_dir, threads=1,
-                         query_backend=getattr(e, "query_backend", None))
+    if embedding:
+        s = s.model_copy(update={"embedding": s.embedding.model_copy(update=embedding)})
+    return embedder_from_settings(s, build=build)
+
+
+def query_embedder():
+    """The embedder the service uses at query time (the configured query backend, one thread)."""
+    return embedder(threads=1)
 
 
 def emit(obj) -> None:

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_DIR, INSURANCEQA, ROOT, SIZES, settings  # noqa: E402
-
 import numpy as np  # noqa: E402
+from common import BENCH_DIR, INSURANCEQA, ROOT, SIZES, embedder, read_jsonl, settings  # noqa: E402
 
 from assist.index.chunk import Chunk, chunk_id, chunk_kb  # noqa: E402
 from assist.index.store import EmbeddingCache, build_from_chunks, current_version, text_hash  # noqa: E402
-from evals.harness import corpus_chunks  # noqa: E402
+from evals.io import eval_indexes_root  # noqa: E402
+from evals.retrieval import corpus_chunks  # noqa: E402
 
 SEED = 20261123
 KB_SHARE = 0.1  # share of synthetic passages recombined from KB sections (the rest from InsuranceQA answers)
@@ -80,20 +80,14 @@ class LazyEmbedder:
 
 def passage_model_id() -> str:
     """The model id the index records, e.g. intfloat/multilingual-e5-small@onnx (the passage backend)."""
-    from assist.index.embed import _model_name
-    from assist.index.model import resolve_model
+    from assist.index.embed import passage_model_id as model_id
 
     s = settings()
-    target = resolve_model(s.embedding.model, Path(s.models_dir))
-    return f"{_model_name(target)}@{s.embedding.backend}"
+    return model_id(s.embedding.model, s.embedding.backend, s.models_dir)
 
 
 def passage_embedder():
-    from assist.index.embed import make_embedder
-
-    s = settings()  # every core, as `assist index build` encodes passages
-    return make_embedder(s.embedding.model, backend=s.embedding.backend, models_dir=s.models_dir,
-                         threads=s.embedding.passage_threads())
+    return embedder(build=True)  # passages on every core, as `assist index build` encodes them
 
 
 def real_chunks():
@@ -104,14 +98,14 @@ def real_chunks():
     s = settings()
     kb = load_kb(ROOT / "kb")
     kb_chunks = chunk_kb(kb, s.chunking.size, s.chunking.overlap)
-    iqa = [json.loads(line) for line in open(INSURANCEQA / "corpus.jsonl", encoding="utf-8") if line.strip()]
+    iqa = read_jsonl(INSURANCEQA / "corpus.jsonl")
     return kb, user_words(kb), kb_chunks, corpus_chunks(iqa)
 
 
 def _known_caches() -> list[Path]:
     """SQLite embedding caches on this machine that may hold real vectors of these texts."""
-    found = [BENCH_DIR / REAL_STORE, ROOT / ".assist" / "index" / "embed-cache.sqlite"]
-    found += sorted((ROOT / ".assist" / "eval-indexes").glob("*/embed-cache.sqlite"))
+    found = [BENCH_DIR / REAL_STORE, settings().index_dir / "embed-cache.sqlite"]
+    found += sorted(eval_indexes_root(settings()).glob("*/embed-cache.sqlite"))
     return [p for p in found if p.is_file()]
 
 
@@ -133,7 +127,7 @@ def real_vectors(chunks: list[Chunk], model_id: str, log=print) -> np.ndarray:
     if todo:  # bench/encode.py caches InsuranceQA passages in corpus order (texts = title + text, titles empty)
         npy = Path("/tmp/assist-bench") / f"insuranceqa-zh-passages-{model_id.replace('/', '_')}.npy"
         if npy.is_file():
-            rows = [json.loads(line) for line in open(INSURANCEQA / "corpus.jsonl", encoding="utf-8") if line.strip()]
+            rows = read_jsonl(INSURANCEQA / "corpus.jsonl")
             vecs = np.load(npy)
             if len(vecs) == len(rows):
                 by_hash = {text_hash((r.get("title", "") + "\n" + r["text"]).strip()): v for r, v in zip(rows, vecs)}

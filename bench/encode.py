@@ -8,7 +8,6 @@ The model must be installed first (`assist model install`, or --models-dir).
 """
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -20,21 +19,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/torch/onnxruntime 
 
 import numpy as np  # noqa: E402
 
-from assist.index.embed import make_embedder  # noqa: E402
 from assist.config import DEFAULT_MODEL  # noqa: E402
+from assist.index.embed import make_embedder  # noqa: E402
+from evals.io import read_jsonl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "insuranceqa-zh"
-BACKENDS = ("torch", "onnx", "onnx-int8")
-
-
-def load_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+COMPARED = ("torch", "onnx", "onnx-int8")  # the runtimes this script compares by default
 
 
 def sample_queries(data: Path, n: int, seed: int) -> list[dict]:
-    queries = load_jsonl(data / "queries.jsonl")
+    queries = read_jsonl(data / "queries.jsonl")
     return random.Random(seed).sample(queries, min(n, len(queries)))
 
 
@@ -68,7 +63,7 @@ def latency(args) -> None:
 
 
 def quality(args) -> None:
-    corpus = load_jsonl(args.data / "corpus.jsonl")
+    corpus = read_jsonl(args.data / "corpus.jsonl")
     queries = sample_queries(args.data, args.queries, args.seed)
     row_of = {doc["id"]: i for i, doc in enumerate(corpus)}
     relevant = [{row_of[r] for r in q["relevant"] if r in row_of} for q in queries]
@@ -106,7 +101,7 @@ def main() -> None:
     parser.add_argument("what", choices=("latency", "quality"))
     parser.add_argument("--models-dir", type=Path, default=Path(os.environ.get(
         "ASSIST_MODELS_DIR", Path(sys.prefix) / "share" / "assist" / "models")))
-    parser.add_argument("--backends", type=lambda s: tuple(s.split(",")), default=BACKENDS)
+    parser.add_argument("--backends", type=lambda s: tuple(s.split(",")), default=COMPARED)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--n", type=int, default=200, help="latency: number of queries")
     parser.add_argument("--queries", type=int, default=500, help="quality: number of sampled queries")

@@ -36,9 +36,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import INSURANCEQA, loadavg, percentiles, query_embedder, read_jsonl, settings  # noqa: E402
-
 import numpy as np  # noqa: E402
+from common import INSURANCEQA, loadavg, percentiles, query_embedder, read_jsonl, settings  # noqa: E402
 
 
 def langchain_versions() -> dict:
@@ -105,15 +104,15 @@ def hits_at(ranked: list[str], relevant: set[str], k: int) -> bool:
 
 
 def compare(n_queries: int, k: int = 5, seed: int = 0, log=print) -> dict:
-    from assist.index.store import load_index
-
     from corpus import ensure_built, index_dir, insuranceqa_corpus
+
+    from assist.index.store import open_index
 
     s = settings()
     corpus = insuranceqa_corpus(log=lambda *_: None)
     ensure_built("insuranceqa", corpus, log=log)
     embedder = query_embedder()
-    index = load_index(index_dir("insuranceqa"), embedder, dense=s.dense, hybrid=s.hybrid)
+    index = open_index(s, index_dir("insuranceqa"), embedder)
     rows = read_jsonl(INSURANCEQA / "corpus.jsonl")
     queries = read_jsonl(INSURANCEQA / "queries.jsonl")
     if n_queries < len(queries):
@@ -156,7 +155,7 @@ def compare(n_queries: int, k: int = 5, seed: int = 0, log=print) -> dict:
     for q in sub:
         memo.encode_queries([q["text"]])
     r_ours, r_theirs, parts = [], [], {"bm25_retriever": [], "faiss_retriever": []}
-    for i, q in enumerate(sub):
+    for q in sub:
         t = time.perf_counter(); index.search(q["text"], k=k, mode="hybrid"); r_ours.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter(); ensemble_m.invoke(q["text"]); r_theirs.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter(); bm25.invoke(q["text"]); parts["bm25_retriever"].append((time.perf_counter() - t) * 1000)

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,18 +27,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import httpx  # noqa: E402
 from common import ROOT, loadavg  # noqa: E402
 from load import check_loopback, load_bodies, run_load  # noqa: E402
 
-import httpx  # noqa: E402
+from api.server import free_port  # noqa: E402
 
 P95_LIMIT_MS = 50.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -53,7 +47,8 @@ class Server:
                     "ASSIST_INDEX_DIR": str(index_dir), "ASSIST_FEEDBACK_DB": str(Path(self._tmp.name) / "feedback.db"),
                     **(env or {})}
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "assist"), "serve", "--dev", "--no-access-log", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            [str(Path(sys.executable).parent / "assist"), "serve", "--dev", "--no-access-log", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers)],
             cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         self.started = 0

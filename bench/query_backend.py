@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import INSURANCEQA, conversations, loadavg, percentiles, read_jsonl, settings  # noqa: E402
-
 import numpy as np  # noqa: E402
+from common import INSURANCEQA, conversations, embedder, loadavg, percentiles, read_jsonl, settings  # noqa: E402
 
 CONVERSATION_METRICS = ("answer_hit@1", "answer_hit@3", "template_hit@3", "intent_accuracy", "oos_recall",
                         "oos_precision", "escalation_recall", "abstain_rate_in_scope", "abstain_rate_oos")
@@ -36,20 +35,17 @@ def kb_corpus(log=print):
 
 
 def run(n_queries: int, backends: list[str], log=print) -> dict:
-    from assist.index.embed import make_embedder
-    from assist.index.store import load_index
+    from corpus import ensure_built, index_dir, insuranceqa_corpus
+
+    from assist.index.store import open_index
     from assist.suggest.pipeline import Suggester, parse_turns
     from assist.suggest.query import build_query
-    from evals.harness import replay, score_records
-
-    from corpus import ensure_built, index_dir, insuranceqa_corpus
+    from evals.conversations import replay, score_records
 
     s = settings()
     ensure_built("insuranceqa", insuranceqa_corpus(log=lambda *_: None), log=log)
     ensure_built("kb", kb_corpus(log=lambda *_: None), log=log)
-    e = s.embedding
-    embedders = {b: make_embedder(e.model, backend=e.backend, models_dir=s.models_dir, threads=1, query_backend=b)
-                 for b in backends}
+    embedders = {b: embedder(threads=1, query_backend=b) for b in backends}
     out = {"backends": {}, "passage_model": next(iter(embedders.values())).model_id}
 
     # 1. encode latency, interleaved
@@ -68,7 +64,7 @@ def run(n_queries: int, backends: list[str], log=print) -> dict:
     queries = read_jsonl(INSURANCEQA / "queries.jsonl")
     if n_queries < len(queries):
         queries = random.Random(0).sample(queries, n_queries)
-    iqa = {b: load_index(index_dir("insuranceqa"), emb, dense=s.dense, hybrid=s.hybrid) for b, emb in embedders.items()}
+    iqa = {b: open_index(s, index_dir("insuranceqa"), emb) for b, emb in embedders.items()}
     # 3. labelled conversations over the sample KB
     rows = read_jsonl(Path(__file__).resolve().parents[1] / "evals" / "queries.jsonl")
     for b, emb in embedders.items():
@@ -82,7 +78,7 @@ def run(n_queries: int, backends: list[str], log=print) -> dict:
                 h1 += bool(set(ranked[:1]) & rel)
                 h5 += bool(set(ranked) & rel)
             res[f"insuranceqa_{mode}"] = {"hit@1": round(h1 / len(queries), 4), "hit@5": round(h5 / len(queries), 4)}
-        kb_index = load_index(index_dir("kb"), emb, dense=s.dense, hybrid=s.hybrid)
+        kb_index = open_index(s, index_dir("kb"), emb)
         m = score_records(replay(Suggester(kb_index, s.suggest), rows, "full"))
         res["conversations"] = {k: m[k] for k in CONVERSATION_METRICS}
         out["backends"][b] = res

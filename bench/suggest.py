@@ -8,9 +8,9 @@ Suggester, a warm-up, then every conversation of evals/queries.jsonl (355 real-l
 cases) `--passes` times, one request at a time. It reports p50/p95/p99 of
   * the whole `Suggester.suggest` call (wall clock) and each stage of its `timings_ms`
     (query, encode, retrieve, intent, emotion, rank, templates);
-  * the pieces `Index.search` lumps together, timed directly on the same queries: BM25 (tokenize +
-    score every row), the FAISS search at the depth the article search uses, the fusion, and the
-    article / template searches whole;
+  * on the same queries: the query encode, the BM25 tokenizer, the article / template searches
+    whole, and the stages of the article search as `Index.search(timings=...)` reports them
+    (dense, bm25 = tokenize + score every row, fusion, rank);
   * RSS after loading and after the run (VmRSS, and its anonymous / file-backed parts: vectors.npy is
     memory-mapped);
   * above the flat threshold, the recall of the HNSW index: share of the exact top-100 dense
@@ -36,11 +36,11 @@ STAGES = ("query", "encode", "retrieve", "intent", "emotion", "rank", "templates
 def measure(size: str, passes: int, warmup: int) -> dict:
     """Runs inside the per-size process."""
     import numpy as np
+    from corpus import index_dir
 
     from assist.index.dense import search_dense
-    from assist.index.store import _top_rows, fuse, load_index
+    from assist.index.store import open_index
     from assist.suggest.pipeline import Suggester
-    from corpus import index_dir
 
     s = settings()
     mem_start = memory_mb()
@@ -49,7 +49,7 @@ def measure(size: str, passes: int, warmup: int) -> dict:
     model_s = time.perf_counter() - t0
     mem_model = memory_mb()
     t0 = time.perf_counter()
-    index = load_index(index_dir(size), embedder, dense=s.dense, hybrid=s.hybrid)
+    index = open_index(s, index_dir(size), embedder)
     suggester = Suggester(index, s.suggest)
     load_s = time.perf_counter() - t0
     mem_loaded = memory_mb()
@@ -70,43 +70,23 @@ def measure(size: str, passes: int, warmup: int) -> dict:
                 queries.append(out.query.text)
     mem_after = memory_mb()  # steady state of the product's own path, before the pieces below
 
-    # The pieces Index.search lumps together, on the same query texts (article search, hybrid).
+    # The stages of Index.search, as Index.search itself times them, on the same query texts.
     top_k = s.suggest.answers
     want = max(max(4 * top_k, 20), index.hybrid.candidates)
-    articles = index.rows_of_kind("article")
-    big = len(articles) > 4096
-    pieces = {k: [] for k in ("encode", "bm25_tokenize", "bm25_tokenize_and_score_all", "bm25_top",
-                              "faiss_search", "fusion", "search_articles", "search_templates")}
+    pieces = {k: [] for k in ("encode", "bm25_tokenize", "search_articles", "search_templates")}
+    stage_ms = {f"articles.{k}": [] for k in ("dense", "bm25", "fusion", "rank")}
     clock = time.perf_counter
     for q in queries:
         t = clock(); qv = embedder.encode_queries([q])[0]; pieces["encode"].append(clock() - t)
         t = clock(); index.lexical.tokenizer.tokenize(q); pieces["bm25_tokenize"].append(clock() - t)
-        index.lexical._last_terms = index.lexical._last_scores = None
-        t = clock(); bm = index.lexical.scores(q); pieces["bm25_tokenize_and_score_all"].append(clock() - t)
-        t = clock()
-        rows = np.flatnonzero(bm > 0)
-        rows = rows[index.mask_of_kind("article")[rows]]
-        part = bm[rows]
-        top = _top_rows(part, want)
-        bm25_s = {int(rows[i]): float(part[i]) for i in top}
-        pieces["bm25_top"].append(clock() - t)
-        t = clock()
-        if big:
-            scores, rows = search_dense(index.dense_index, qv, want * 4)
-        else:
-            sims = np.asarray(index.vectors[articles] @ qv)
-            top = _top_rows(sims, want)
-            scores, rows = sims[top], articles[top]
-        pieces["faiss_search"].append(clock() - t)
-        dense_s = dict(zip(rows.tolist(), scores.tolist()))
-        candidates = set(dense_s) | set(bm25_s)
-        missing = [r for r in candidates if r not in dense_s]
-        if missing:
-            dense_s.update(zip(missing, (index.vectors_of(missing) @ qv).tolist()))
-        t = clock(); fuse(dense_s, bm25_s, candidates, index.hybrid); pieces["fusion"].append(clock() - t)
-        index.lexical._last_terms = index.lexical._last_scores = None  # as in a request: BM25 not yet computed
-        t = clock(); index.search(q, k=max(4 * top_k, 20), mode="hybrid", kind="article", query_vector=qv); pieces["search_articles"].append(clock() - t)
-        t = clock(); index.search(q, k=len(suggester.templates), mode="hybrid", kind="template", query_vector=qv); pieces["search_templates"].append(clock() - t)
+        index.lexical.clear_memo()  # as in a request: BM25 not yet computed
+        laps: dict[str, float] = {}
+        t = clock(); index.search(q, k=max(4 * top_k, 20), mode="hybrid", kind="article", query_vector=qv, timings=laps)
+        pieces["search_articles"].append(clock() - t)
+        for k in ("dense", "bm25", "fusion", "rank"):
+            stage_ms[f"articles.{k}"].append(laps.get(k, 0.0))
+        t = clock(); index.search(q, k=len(suggester.templates), mode="hybrid", kind="template", query_vector=qv)
+        pieces["search_templates"].append(clock() - t)
     recall = None
     if index.manifest["dense"]["kind"] == "hnsw":  # the approximate index against exact search, same queries
         vectors = np.load(index.path / "vectors.npy")  # after the RSS reading: this touches every row
@@ -136,7 +116,8 @@ def measure(size: str, passes: int, warmup: int) -> dict:
         "memory": {"start": mem_start, "model_loaded": mem_model, "index_loaded": mem_loaded, "after_run": mem_after},
         "suggest_wall": percentiles(wall),
         "stages": {k: percentiles(v) for k, v in stages.items()},
-        "pieces": {k: percentiles(np.asarray(v) * 1000) for k, v in pieces.items()},
+        "pieces": {**{k: percentiles(np.asarray(v) * 1000) for k, v in pieces.items()},
+                   **{k: percentiles(v) for k, v in stage_ms.items()}},
         "loadavg": loadavg(),
     }
 
@@ -179,7 +160,7 @@ def print_table(results: dict) -> None:
     row("suggest (wall)", lambda r: r["suggest_wall"])
     for st in STAGES:
         row(f"  {st}", lambda r, st=st: r["stages"][st])
-    print("pieces of Index.search, timed directly:")
+    print("pieces of a request, timed directly, and the stages of the article search (Index.search timings):")
     for name in next(iter(results.values()))["pieces"]:
         row(f"  {name}", lambda r, name=name: r["pieces"][name])
     for c in cols:

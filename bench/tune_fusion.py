@@ -7,7 +7,6 @@ graded on the queries that chose them. Uses the eval index `assist eval retrieva
 """
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -16,10 +15,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assist.config import HybridSettings, get_settings  # noqa: E402
-from assist.index.embed import make_embedder  # noqa: E402
-from assist.index.store import fuse  # noqa: E402
-from evals.harness import index_corpus, read_jsonl  # noqa: E402
+from assist.index.embed import embedder_from_settings  # noqa: E402
+from assist.index.search import fuse  # noqa: E402
+from evals.io import read_jsonl  # noqa: E402
 from evals.metrics import evaluate  # noqa: E402
+from evals.retrieval import index_corpus  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "insuranceqa-zh"
 
@@ -31,9 +31,8 @@ def main():
     ap.add_argument("--depth", type=int, default=100)
     args = ap.parse_args()
     s = get_settings()
-    emb = make_embedder(s.embedding.model, backend=s.embedding.backend, models_dir=s.models_dir)
-    key = hashlib.sha256(f"{args.corpus.resolve()}|{emb.model_id}".encode()).hexdigest()[:12]
-    index = index_corpus(args.corpus, s.index_dir.parent / "eval-indexes" / key, emb)
+    emb = embedder_from_settings(s, build=True)  # queries on the configured runtime, as the product encodes them
+    index = index_corpus(s, args.corpus, emb)
     rows = read_jsonl(args.queries)
     vecs = np.vstack([emb.encode_queries([r["text"] for r in rows[i : i + 64]]) for i in range(0, len(rows), 64)])
     V = np.asarray(index.vectors)

@@ -1,7 +1,6 @@
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -9,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from api.server import free_port
 from assist.config import ChunkSettings, get_settings
 from assist.index.embed import HashingEmbedder
 from assist.index.store import build_index, load_index
 
+ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 TINY_KB = DATA / "kb"
 # Small chunks so the tiny KB still exercises section splitting.
@@ -60,12 +61,6 @@ def fake_env(monkeypatch, tmp_path):
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -16,6 +16,8 @@ import pytest
 from assist.index.store import build_index
 from tests.conftest import CHUNKING, TINY_KB, live_server
 
+pytestmark = pytest.mark.live
+
 KEY, ADMIN = "live-agent-key-0123456789", "live-admin-token-0123456789"
 AGENT = {"X-API-Key": KEY}
 BOSS = {"Authorization": f"Bearer {ADMIN}"}

@@ -12,10 +12,19 @@ import pytest
 from assist.config import DEFAULT_MODEL, EmbeddingSettings, Settings
 from assist.index import model as model_mod
 from assist.index.embed import (
-    EmbedderError, HashingEmbedder, embedder_from_settings, make_embedder, passage_model_id, resolve_query_backend,
+    EmbedderError,
+    HashingEmbedder,
+    embedder_from_settings,
+    make_embedder,
+    passage_model_id,
+    resolve_query_backend,
 )
 from assist.index.model import (
-    MANIFEST, ModelInstallError, install_model, model_is_installed, resolve_model,
+    MANIFEST,
+    ModelInstallError,
+    install_model,
+    model_is_installed,
+    resolve_model,
 )
 
 

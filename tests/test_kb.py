@@ -35,16 +35,16 @@ def test_check_reports_path_line_and_exits_1(kb_copy):
 
     result = runner.invoke(app, ["kb", "check", str(kb_copy)])
     assert result.exit_code == 1
-    lines = [l for l in result.stdout.splitlines() if l]
+    lines = [line for line in result.stdout.splitlines() if line]
     expected = {
         f"{dup}:{_line_of(dup, 'id: refund-timing')}: duplicate id 'refund-timing'",
         f"{unknown}:{_line_of(unknown, 'intents:')}: unknown intent 'account_securty'",
         f"{tpl}:{_line_of(tpl, 'eta_days')}: placeholder '{{{{ eta_days }}}}' is not declared",
     }
     for prefix in expected:
-        assert any(l.startswith(prefix) for l in lines), (prefix, lines)
+        assert any(line.startswith(prefix) for line in lines), (prefix, lines)
     assert len(lines) == 3
-    assert all(re.match(r"^\S+:\d+: ", l) for l in lines)
+    assert all(re.match(r"^\S+:\d+: ", line) for line in lines)
 
 
 def test_check_reports_bad_yaml_with_its_line(kb_copy):

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assist.config import DEFAULT_MODEL
 from assist.index import model as model_mod
 from assist.index.embed import SentenceTransformerEmbedder, make_embedder
-from assist.config import DEFAULT_MODEL
 from assist.index.model import MANIFEST, ModelInstallError, install_model
 
 pytestmark = pytest.mark.slow

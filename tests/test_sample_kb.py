@@ -1,14 +1,13 @@
 """The shipped sample KB and its labelled conversations: sizes, validity, and labels that point at real ids."""
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
 from assist.kb import OUT_OF_SCOPE, check_kb
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 KB = ROOT / "kb"
 QUERIES = ROOT / "evals" / "queries.jsonl"
 

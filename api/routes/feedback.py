@@ -1,5 +1,5 @@
 from dataclasses import asdict
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
@@ -7,7 +7,7 @@ from api.auth import require_admin, require_api_key
 from api.deps import FeedbackDep, MetricsDep, SettingsDep
 from api.errors import responses
 from api.routes.suggest import check_turns
-from api.schemas import FeedbackCreated, FeedbackEventOut, FeedbackExport, FeedbackRequest
+from api.schemas import FeedbackCreated, FeedbackEventName, FeedbackEventOut, FeedbackExport, FeedbackRequest
 from assist.feedback import FeedbackEvent
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
@@ -46,7 +46,7 @@ def add_feedback(body: FeedbackRequest, store: FeedbackDep, settings: SettingsDe
 )
 def export_feedback(
     store: FeedbackDep,
-    event: Annotated[Literal["shown", "used", "dismissed", "edited"] | None, Query(description="only this event type")] = None,
+    event: Annotated[FeedbackEventName | None, Query(description="only this event type")] = None,
     after_id: Annotated[int, Query(ge=0, le=2**62, description="return events with a larger id (paging)")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> dict:

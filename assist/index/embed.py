@@ -19,7 +19,8 @@ from assist.errors import ModelError
 from assist.index.model import MANIFEST, ONNX_FP32, ONNX_INT8, model_is_installed, resolve_model
 
 
-class EmbedderError(ModelError): """The embedder cannot be created (unknown backend, model not installed, ...)."""
+class EmbedderError(ModelError):
+    """The embedder cannot be created (unknown backend, model not installed, ...)."""
 
 
 class Embedder(Protocol):
@@ -48,13 +49,12 @@ class SentenceTransformerEmbedder:
     """Any sentence-transformers model on CPU, loaded offline (no hub access).
 
     `bf16=True` runs the model in bfloat16: on CPUs with AMX (Sapphire Rapids and later) torch's
-    oneDNN matmuls run ~5x faster than fp32, and passages encode 2.3x faster than onnxruntime fp32
-    (InsuranceQA-zh answers, 1 thread: 53 vs 24 passages/s; 2 threads: 77 vs 42) with vectors at cosine 0.99997 to fp32.
-    Without AMX / AVX512-BF16 it is slower than fp32: keep it for build machines that have them.
+    oneDNN matmuls are much faster than fp32, so passages encode faster than on onnxruntime fp32 with
+    vectors all but identical (README, "Why the defaults"). Without AMX / AVX512-BF16 it is slower
+    than fp32: keep it for build machines that have them.
     """
 
-    # Small batches: on one CPU thread bigger ones only add padding and cache misses (200 real
-    # passages, one thread: 13.5 passages/s at 32, 20 at 4); bf16 peaks at 8-16.
+    # Small batches: on one CPU thread bigger ones only add padding and cache misses; bf16 peaks at 8-16.
     def __init__(self, model: str | Path, *, batch_size: int | None = None, threads: int = 1, bf16: bool = False,
                  model_id: str | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before the import: the hub client reads it then
@@ -93,8 +93,7 @@ class OnnxEmbedder:
     """The exported encoder on onnxruntime: tokenizers + mean pooling + L2, no torch. Fast path for queries."""
 
     # batch_size 1: on one CPU thread a batch computes nothing faster, it only adds padding and
-    # activations that spill out of cache (200 real passages, one thread, 32 -> 1: fp32 10 -> 22
-    # passages/s, int8 17 -> 52). It also gives int8 a per-text activation scale, so a passage's
+    # activations that spill out of cache. It also gives int8 a per-text activation scale, so a passage's
     # vector no longer depends on which texts shared its batch, and intent examples match live queries.
     def __init__(self, model_dir: Path, *, quantized: bool = True, threads: int = 1, batch_size: int = 1,
                  max_length: int = 512, model_id: str | None = None):
@@ -107,9 +106,9 @@ class OnnxEmbedder:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         path = model_dir / (ONNX_INT8 if quantized else ONNX_FP32)
-        # onnxruntime 1.32's SkipLayerNormalization kernel costs ~65 us a call at 25 tokens, 5x a plain
-        # LayerNormalization + Add: without that one fusion an int8 query takes 4.5 ms instead of 5.4
-        # (fp32: no change; vectors identical). Every other optimisation stays on.
+        # onnxruntime 1.32's SkipLayerNormalization kernel is several times slower than a plain
+        # LayerNormalization + Add on short inputs, so that one fusion is off (vectors identical).
+        # Every other optimisation stays on.
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
                                              disabled_optimizers=["SkipLayerNormFusion"])
         self._inputs = {i.name for i in self._session.get_inputs()}

@@ -1,5 +1,6 @@
 """jieba tokenizer with a KB user dictionary + BM25 (bm25s) build/save/load/search."""
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -24,15 +25,32 @@ STOPWORDS = frozenset(
 _DICT_FILE = "userdict.txt"
 
 
+@functools.cache
+def _base_dictionary():
+    """jieba's main dictionary, loaded once per process (about a second: every index load needs it)."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    base = jieba.Tokenizer()
+    base.initialize()
+    return base
+
+
+def _new_jieba():
+    """A jieba tokenizer of its own (user words stay per index) on a copy of the loaded dictionary."""
+    import jieba
+
+    base = _base_dictionary()
+    tokenizer = jieba.Tokenizer()
+    tokenizer.FREQ, tokenizer.total, tokenizer.initialized = dict(base.FREQ), base.total, True
+    return tokenizer
+
+
 class Tokenizer:
     """jieba (search mode) with KB terms added and codes kept whole; one instance per index."""
 
     def __init__(self, user_words: list[str] | tuple[str, ...] = ()):
-        import jieba
-
-        jieba.setLogLevel(logging.WARNING)
-        self._jieba = jieba.Tokenizer()
-        self._jieba.initialize()
+        self._jieba = _new_jieba()
         self.user_words = sorted({w.strip() for w in user_words if w and w.strip() and " " not in w.strip()})
         for word in self.user_words:
             self._jieba.add_word(word, freq=20000)
@@ -103,6 +121,10 @@ class LexicalIndex:
         words = (folder / _DICT_FILE).read_text(encoding="utf-8").splitlines()
         bm25 = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
         return cls(bm25, Tokenizer(words))
+
+    def clear_memo(self) -> None:
+        """Forget the last query's terms and scores (benchmarks time a request's first BM25 pass)."""
+        self._last_terms = self._last_scores = None
 
     def __len__(self) -> int:
         return int(self._bm25.scores["num_docs"])

@@ -42,8 +42,8 @@ class IntentDetector:
     Score of an intent = mean of its top-2 example cosines (one lucky example cannot win alone)
     + `keyword_bonus` when one of its keywords occurs in the text. When the caller passes KB
     evidence (per intent, the best similarity of a retrieved chunk written for it), the score is
-    the mean of both: on the labelled conversations this lifted in-scope accuracy from 0.71 to
-    0.74 and separated out-of-scope requests better than examples alone. Confidence = softmax of
+    the mean of both, which the labelled conversations favour over examples alone (README, "Why the
+    defaults"). Confidence = softmax of
     the scores at `temperature`, damped when the best score is near the out-of-scope threshold.
     """
 

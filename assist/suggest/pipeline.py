@@ -118,7 +118,7 @@ class Suggester:
         lap("query")
         qvec = bm25_ahead = None
         if query.text and mode != "bm25":
-            if mode == "hybrid":  # jieba + BM25 (~0.5 ms of Python) meanwhile; search then finds the lexical memo
+            if mode == "hybrid":  # jieba + BM25 (pure Python) meanwhile; search then finds the lexical memo
                 bm25_ahead = _side_thread().submit(self.index.lexical.scores, query.text)
             qvec = self.index.embedder.encode_queries([query.text])[0]
             if bm25_ahead is not None:
