@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.main import create_app
+from api.main import STATIC, create_app
 from assist.cli import app as cli
 from assist.config import Settings, get_settings
 from assist.errors import AssistError
@@ -97,8 +97,22 @@ def test_probes_and_unknown_routes(client, built):
     assert error_of(client.get("/v1/nope", headers=AGENT), 404)["code"] == "not_found"
     e = client.delete("/v1/suggest", headers=AGENT)
     assert error_of(e, 405)["code"] == "method_not_allowed" and "POST" in e.headers["allow"]
-    page = client.get("/")  # the sidebar when api/static/index.html exists, else a placeholder
+    page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.text == (STATIC / "index.html").read_text(encoding="utf-8")  # the sidebar, not the placeholder
+    assert '<script type="module"' in page.text
+    script = client.get("/static/js/app.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+
+
+def test_without_the_sidebar_files_the_root_says_the_api_is_up(built, monkeypatch, tmp_path):
+    import api.main
+
+    monkeypatch.setattr(api.main, "STATIC", tmp_path / "no-static")
+    with TestClient(create_app(make_settings(built[0]))) as c:
+        page = c.get("/")
+        assert page.status_code == 200 and "assist API 已启动" in page.text and "/docs" in page.text
+        assert c.get("/static/js/app.js").status_code == 404
 
 
 def test_metrics_count_requests_latency_intents_and_version(client, built):

@@ -71,6 +71,7 @@ def test_angry_customer_is_escalated_and_chit_chat_abstains(sample_eval):
     assert angry.emotion.escalate and angry.emotion.level == 3 and "12315" in angry.emotion.cues
     chit_chat = ["今天天气真好，给我讲个笑话吧", "给我讲个笑话", "你们公司附近有什么好吃的", "帮我订一张去上海的火车票", "股票明天会涨吗", "你叫什么名字"]
     results = [sug.suggest(turns(t)) for t in chit_chat]
-    assert all(r.answers == [] for r in results if r.abstained)
+    answered = sug.suggest(turns("退款多久能到账"))  # the same bar lets a real question through
+    assert not answered.abstained and answered.answers and answered.intent.name != "out_of_scope"
     # out-of-scope recall is about 0.6 on the labelled set; plain chit-chat must do better than that
     assert sum(r.intent.name == "out_of_scope" and r.abstained for r in results) >= 5, [(r.query.text, r.intent.name) for r in results]

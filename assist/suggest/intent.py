@@ -129,7 +129,7 @@ class IntentDetector:
         order = np.argsort(-s, kind="stable")[: top + 1]
         best = int(order[0])
         # Near the threshold the model is unsure whether the request is in scope at all.
-        gate = 1.0 / (1.0 + np.exp(-(s[best] - threshold) / 0.01))
+        gate = 1.0 / (1.0 + np.exp(np.clip(-(float(s[best]) - threshold) / 0.01, -50.0, 50.0)))
         alternatives = tuple(
             IntentScore(self.intents[i].name, self.intents[i].label, round(float(p[i] * gate), 4)) for i in order
         )
