@@ -10,6 +10,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -26,6 +27,8 @@ KEY = "test-key"
 REFUND = "退款到账要多久？银行卡"
 ANGRY = "还没到账！！我要投诉，再不退钱就打12315"
 
+pytestmark = pytest.mark.browser
+
 
 @dataclass
 class Server:
@@ -34,19 +37,34 @@ class Server:
     log: Path
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, embedder):
+def start_sidebar_server(tmp: Path, embedder, **env: str):
     """uvicorn with the tiny KB, the hashing embedder and the API key `test-key`, on a free port."""
-    tmp = tmp_path_factory.mktemp("sidebar")
     build_index(TINY_KB, tmp / "idx", embedder, chunking=CHUNKING)
     env = {
         "ASSIST_INDEX_DIR": str(tmp / "idx"),
         "ASSIST_FEEDBACK_DB": str(tmp / "fb.db"),
         "ASSIST_API_KEYS": KEY,
         "ASSIST_ADMIN_TOKEN": "test-admin",
+        **env,
     }
     with live_server(tmp, env) as url:
         yield Server(url, tmp / "fb.db", tmp / "server.log")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, embedder):
+    yield from start_sidebar_server(tmp_path_factory.mktemp("sidebar"), embedder)
+
+
+SMALL_TURNS = 3
+SMALL_TURN_CHARS = 30
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory, embedder):
+    """Like `server`, but an operator lowered the limits: 3 turns per conversation, 30 characters per turn."""
+    yield from start_sidebar_server(tmp_path_factory.mktemp("sidebar-small"), embedder,
+                                    ASSIST_MAX_TURNS=str(SMALL_TURNS), ASSIST_MAX_TURN_CHARS=str(SMALL_TURN_CHARS))
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +77,13 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def open_sidebar(browser, server):
-    """open_sidebar(key=..., width=..., height=..., path=...) -> a Page with the sidebar loaded."""
+def _sidebar_opener(browser, server: Server):
+    """open_(key=..., width=..., height=..., path=..., setup=...) -> a Page with the sidebar of `server` loaded,
+    and the list of JavaScript errors the pages raised. setup(page) runs before the page loads (routes, listeners)."""
     contexts, errors = [], []
 
-    def open_(key: str | None = KEY, width: int = 400, height: int = 900, path: str = "/") -> Page:
+    def open_(key: str | None = KEY, width: int = 400, height: int = 900, path: str = "/",
+              setup: Callable[[Page], None] | None = None) -> Page:
         ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
                                   permissions=["clipboard-read", "clipboard-write"])
         ctx.set_default_timeout(10_000)
@@ -73,10 +92,29 @@ def open_sidebar(browser, server):
             ctx.add_init_script(f"localStorage.setItem('assist.apiKey', {json.dumps(key)})")
         page = ctx.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        if setup:
+            setup(page)
         page.goto(server.url + path)
         page.wait_for_selector("html[data-ready='true']")
         return page
 
+    return open_, contexts, errors
+
+
+@pytest.fixture
+def open_sidebar(browser, server):
+    """open_sidebar(key=..., width=..., height=..., path=..., setup=...) -> a Page with the sidebar loaded."""
+    open_, contexts, errors = _sidebar_opener(browser, server)
+    yield open_
+    for ctx in contexts:
+        ctx.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def open_small_sidebar(browser, small_server):
+    """Like open_sidebar, against the server configured with lower conversation limits."""
+    open_, contexts, errors = _sidebar_opener(browser, small_server)
     yield open_
     for ctx in contexts:
         ctx.close()
@@ -318,12 +356,12 @@ def test_untrusted_text_is_escaped_and_abstain_is_shown(open_sidebar):
         "answers": [{"article_id": "evil", "title": f"标题{evil}", "heading_path": [evil, "b"], "snippet": f"退款(1){evil}<b>粗</b>",
                      "score": 0.5, "matched_terms": ["退款(1)", "<b>", "img"], "chunk_id": "x"}],
         "templates": [{"template_id": "tpl-evil", "title": evil, "text": f"<script>window.__xss=2</script>【订单号】{evil}",
-                       "missing_variables": ["order_id"], "score": 0.3, "tier": None}],
+                       "missing_variables": ["order_id"], "missing": [{"name": "order_id", "label": "订单号"}],
+                       "score": 0.3, "tier": None}],
         "abstained": False, "top_similarity": 0.5, "query": "x", "index_version": "v1", "timings_ms": {"total": 1.0},
     }
     page.route("**/v1/suggest", lambda route: route.fulfill(json=fake))
     page.route("**/v1/feedback", lambda route: route.fulfill(status=201, json={"id": 1, "event": "shown", "created_at": "now"}))
-    page.route("**/v1/templates/*", lambda route: route.fulfill(status=404, json={"error": {"code": "not_found", "message": "no"}}))
     say(page, "随便问问")
     snippet = page.locator('.card.answer[data-id="evil"] .snippet')
     expect(snippet).to_contain_text(evil)
@@ -331,8 +369,8 @@ def test_untrusted_text_is_escaped_and_abstain_is_shown(open_sidebar):
     assert "退款(1)" in marks and "<b>" in marks and "img" in marks
     assert page.locator("#suggestions img, #suggestions script, #suggestions b").count() == 0
     assert page.evaluate("window.__xss") is None
-    # without the template detail the placeholder still gets an inline input
-    expect(page.locator('.card.template[data-id="tpl-evil"] input[data-var="order_id"]')).to_be_visible()
+    # the missing variable gets an inline input, labelled by the response
+    expect(page.locator('.card.template[data-id="tpl-evil"]').get_by_label("订单号")).to_have_attribute("data-var", "order_id")
 
     fake.update(answers=[], abstained=True)
     say(page, "今天天气怎么样")
@@ -393,3 +431,102 @@ def test_pasted_transcript_and_demo_conversations(open_sidebar):
     page.select_option("#demo-select", "english")
     page.get_by_role("button", name="▶ 回放").click()
     expect(page.locator('.card.answer[data-id="international-shipping"]')).to_be_visible()
+
+
+# --- limits and labels from the server -------------------------------------------------------------------
+
+
+def _suggest_traffic(page: Page) -> tuple[list[dict], list[int]]:
+    """The bodies the page posts to /v1/suggest and the statuses it gets back (filled as they happen)."""
+    bodies, statuses = [], []
+    page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/v1/suggest") else None)
+    page.on("response", lambda r: statuses.append(r.status) if r.url.endswith("/v1/suggest") else None)
+    return bodies, statuses
+
+
+def test_sidebar_sends_within_the_servers_configured_limits(open_small_sidebar):
+    traffic = []
+    # the angry demo has 4 turns and is sent as the page starts, while the limits are still being fetched
+    page = open_small_sidebar(path="/?demo=angry", setup=lambda p: traffic.append(_suggest_traffic(p)))
+    ((bodies, statuses),) = traffic
+    expect(page.locator("#escalation")).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+    assert page.locator("#messages .msg").count() == 4  # the agent still sees the whole conversation
+    assert bodies and statuses and all(s == 200 for s in statuses), statuses
+    sent = bodies[-1]["conversation"]
+    assert len(sent) == SMALL_TURNS
+    assert sent[-1] == {"role": "customer", "text": "你们就是骗子！再不退钱我就去投诉，打12315！！！"}
+
+    # a pasted transcript with more turns, and longer ones, than the server takes
+    long = "我的快递单号是SF1234567890，物流已经三天没有更新了，到底什么时候能到？"
+    assert len(long) > SMALL_TURN_CHARS
+    page.get_by_role("button", name="粘贴对话").click()
+    page.fill("#paste-text", "\n".join(["客户: 你好", "客服: 您好", "客户: 在吗", "客服: 在的", f"客户: {long}"]))
+    page.get_by_role("button", name="导入").click()
+    expect(page.locator("#messages .msg")).to_have_count(5)
+    page.wait_for_function("n => window.assistSidebar.state.result && window.assistSidebar.state.turns.length === n", arg=5)
+    expect(page.locator("#intent")).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+    sent = bodies[-1]["conversation"]
+    assert [t["role"] for t in sent] == ["customer", "agent", "customer"]
+    assert sent[-1]["text"] == long[:SMALL_TURN_CHARS]
+    assert all(len(t["text"]) <= SMALL_TURN_CHARS for t in sent)
+    assert all(s == 200 for s in statuses), statuses
+
+
+def test_limits_are_fetched_again_when_the_api_key_changes(open_small_sidebar):
+    traffic = []
+    page = open_small_sidebar(key="wrong-key", path="/?demo=angry", setup=lambda p: traffic.append(_suggest_traffic(p)))
+    ((bodies, statuses),) = traffic
+    error = page.locator("#error")
+    expect(error).to_contain_text("API key 无效")  # and the limits could not be read with that key either
+    error.get_by_role("button", name="打开设置").click()
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Enter")
+    expect(page.locator("#escalation")).to_be_visible()
+    expect(error).to_be_hidden()
+    assert statuses[-1] == 200 and len(bodies[-1]["conversation"]) == SMALL_TURNS
+
+
+def test_limits_fetch_failure_falls_back_to_the_default_limits(open_sidebar):
+    def setup(page: Page) -> None:
+        page.route("**/v1/limits", lambda route: route.abort("connectionrefused"))
+
+    page = open_sidebar(setup=setup)
+    say(page, REFUND)
+    expect(page.locator('.card.answer[data-id="refund-timing"]')).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+    assert page.evaluate("window.assistSidebar.state.limits.max_turns") == 50
+
+
+def test_missing_variable_inputs_are_labelled_from_the_response(open_sidebar):
+    page = open_sidebar()
+    # placeholders in another order than the variables: the labels must come from `missing`, not from the text
+    fake = {
+        "intent": {"name": "refund_status", "label": "退款进度", "confidence": 0.9, "escalate": False, "alternatives": []},
+        "emotion": {"level": 0, "escalate": False, "cues": []},
+        "answers": [],
+        "templates": [{"template_id": "tpl-labels", "title": "标签测试", "text": "请提供【另一个标签】和【测试标签XYZ】。",
+                       "missing_variables": ["order_id", "ticket_id"],
+                       "missing": [{"name": "order_id", "label": "测试标签XYZ"}, {"name": "ticket_id", "label": "另一个标签"}],
+                       "score": 0.8, "tier": None}],
+        "abstained": True, "top_similarity": 0.1, "query": "x", "index_version": "v1", "timings_ms": {"total": 1.0},
+    }
+    page.route("**/v1/suggest", lambda route: route.fulfill(json=fake))
+    page.route("**/v1/feedback", lambda route: route.fulfill(status=201, json={"id": 1, "event": "shown", "created_at": "now"}))
+    say(page, "退款")
+    card = page.locator('.card.template[data-id="tpl-labels"]')
+    expect(card.locator(".var > span")).to_have_text(["测试标签XYZ", "另一个标签"])
+    order = card.get_by_label("测试标签XYZ")
+    expect(order).to_have_attribute("data-var", "order_id")
+    order.fill("DD202611230001")  # fills the placeholder with that label
+    expect(card.locator(".tpl-text")).to_have_text("请提供【另一个标签】和DD202611230001。")
+    card.get_by_label("另一个标签").fill("T-1")
+    expect(card.locator(".slot")).to_have_count(0)
+
+    # an older server without `missing`: the variables' names stand in as labels
+    fake["templates"][0].pop("missing")
+    fake["templates"][0]["template_id"] = "tpl-old"
+    say(page, "退款呢")
+    old = page.locator('.card.template[data-id="tpl-old"]')
+    expect(old.locator(".var > span")).to_have_text(["order_id", "ticket_id"])

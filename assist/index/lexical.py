@@ -25,6 +25,14 @@ STOPWORDS = frozenset(
 _DICT_FILE = "userdict.txt"
 
 
+def _bm25s():
+    import bm25s
+
+    # bm25s sets its logger to DEBUG when imported; a line per build and load is noise in our logs.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 @functools.cache
 def _base_dictionary():
     """jieba's main dictionary, loaded once per process (about a second: every index load needs it)."""
@@ -101,7 +109,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: list[str], words: list[str]) -> "LexicalIndex":
-        import bm25s
+        bm25s = _bm25s()
 
         tokenizer = Tokenizer(words)
         corpus = [tokenizer.tokenize(t) or ["\x00empty"] for t in texts]
@@ -116,7 +124,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
-        import bm25s
+        bm25s = _bm25s()
 
         words = (folder / _DICT_FILE).read_text(encoding="utf-8").splitlines()
         bm25 = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)

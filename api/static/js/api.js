@@ -73,6 +73,7 @@ export function createClient({ getKey, base = "", timeoutMs = 10000 } = {}) {
     feedback: (event) => request("POST", "/v1/feedback", { body: event, keepalive: true }),
     article: (id, signal) => request("GET", `/v1/articles/${encodeURIComponent(id)}`, { signal }),
     template: (id, signal) => request("GET", `/v1/templates/${encodeURIComponent(id)}`, { signal }),
+    limits: (signal) => request("GET", "/v1/limits", { signal }),
   };
 }
 
