@@ -82,3 +82,72 @@ def test_used_feedback_becomes_labelled_cases_once(tmp_path):
     again = runner.invoke(app, ["eval", "from-feedback", "--db", str(db), "--out", str(out)])
     assert again.exit_code == 0 and "0 new case(s)" in again.output
     assert len(out.read_text().splitlines()) == 1
+
+
+CORPUS = [
+    {"id": "a1", "title": "退款到账", "text": "退款审核通过后 1 到 3 个工作日原路退回银行卡"},
+    {"id": "a2", "title": "快递延误", "text": "快递几天没有更新物流信息时可以申请催件"},
+    {"id": "a3", "title": "发票重开", "text": "发票抬头写错了可以在订单页申请重新开具发票"},
+]
+QUERIES = [
+    {"id": "q1", "text": "退款几天到银行卡", "relevant": ["a1"]},
+    {"id": "q2", "text": "物流信息不更新 催件", "relevant": ["a2"]},
+    {"id": "q3", "text": "发票抬头错了 重开", "relevant": ["a3"]},
+]
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_eval_retrieval_scores_each_variant_and_writes_reports(env):
+    corpus, queries = write_rows(env / "corpus.jsonl", CORPUS), write_rows(env / "queries.jsonl", QUERIES)
+    out = env / "out"
+    result = runner.invoke(app, ["eval", "retrieval", "--corpus", str(corpus), "--queries", str(queries), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_queries"] == 3 and set(report["variants"]) == {"bm25", "dense", "hybrid"}
+    assert report["variants"]["hybrid"]["hit@1"] == 1.0  # each query shares its words with one document only
+    assert report["model"].startswith("hashing-fake")
+    assert (out / "report.html").read_text().startswith("<!doctype html>")
+    bad = runner.invoke(app, ["eval", "retrieval", "--corpus", str(corpus), "--queries", str(queries), "--variants", "magic"])
+    assert bad.exit_code == 1 and "unknown variant(s) magic" in bad.output
+
+
+def test_external_corpus_index_uses_the_configured_dense_settings(env, embedder):
+    from assist.config import Settings
+    from evals.io import eval_index_dir
+    from evals.retrieval import index_corpus
+
+    corpus = write_rows(env / "corpus.jsonl", CORPUS)
+    s = Settings(index_dir=env / "idx", dense={"kind": "hnsw", "hnsw_ef_search": 7}, hybrid={"bm25_weight": 0.5})
+    index = index_corpus(s, corpus, embedder)
+    assert index.dense_index.hnsw.efSearch == 7 and index.hybrid.bm25_weight == 0.5
+    assert index.path.parent == eval_index_dir(s, corpus, embedder.model_id)
+    assert eval_index_dir(s, corpus, embedder.model_id) != eval_index_dir(s, corpus, "another-model")
+
+
+def test_eval_intents_reports_accuracy_and_out_of_scope(env):
+    train = write_rows(env / "train.jsonl", [
+        {"text": t, "intent": i} for i, texts in {
+            "refund": ["退款什么时候到账", "退款到账要几天", "钱什么时候退回来"],
+            "shipping": ["快递怎么还没到", "物流不更新了", "包裹几天没动"],
+        }.items() for t in texts
+    ] + [{"text": "今天天气怎么样", "intent": "oos", "is_oos": True}])
+    test = write_rows(env / "test.jsonl", [
+        {"text": "退款几天到账", "intent": "refund"}, {"text": "快递物流不更新", "intent": "shipping"},
+        {"text": "股票明天涨不涨", "intent": "oos", "is_oos": True},
+    ])
+    out = env / "out"
+    result = runner.invoke(app, ["eval", "intents", "--train", str(train), "--test", str(test), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["n"] == 3 and report["in_scope_accuracy"] == 1.0
+    assert report["oos_recall"] == 1.0 and report["accuracy"] == 1.0
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == report
+
+
+def test_eval_run_without_conversations_is_a_clear_error(env):
+    result = runner.invoke(app, ["eval", "run", str(env / "nowhere"), "--kb", str(TINY_KB)])
+    assert result.exit_code == 1 and "no labelled conversations at" in result.output and "Traceback" not in result.output

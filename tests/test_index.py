@@ -154,6 +154,32 @@ def test_hybrid_scores_combine_both_retrievers(tiny_index):
     assert tiny_index.search("", k=3, mode="bm25") == []
 
 
+def test_search_reports_the_time_of_each_stage(tiny_index):
+    timings = {}
+    with_timings = tiny_index.search("退款 到账 银行卡", k=3, mode="hybrid", timings=timings)
+    assert set(timings) == {"encode", "dense", "bm25", "fusion", "rank"} and all(v >= 0 for v in timings.values())
+    assert with_timings == tiny_index.search("退款 到账 银行卡", k=3, mode="hybrid")  # timing changes nothing
+    bm25_only = {}
+    tiny_index.search("退款", k=3, mode="bm25", timings=bm25_only)
+    assert set(bm25_only) == {"bm25", "rank"}
+
+
+def test_each_fusion_method_ranks_a_row_both_retrievers_like_first():
+    from assist.config import HybridSettings
+    from assist.index.search import FUSIONS, fuse
+
+    dense = {1: 0.80, 2: 0.82, 3: 0.60}
+    bm25 = {1: 9.0, 3: 1.0, 4: 0.5}  # row 1: nearly the best cosine and by far the best BM25
+    rows = set(dense) | set(bm25)
+    for method, fn in FUSIONS.items():
+        settings = HybridSettings(method=method, bm25_weight=1.0)
+        fused = fuse(dense, bm25, rows, settings)
+        assert fused == fn(dense, bm25, rows, settings) and set(fused) == rows
+        assert max(fused, key=fused.get) == 1, (method, fused)
+    dense_only = fuse(dense, bm25, rows, HybridSettings(method="linear", bm25_weight=0.0))
+    assert max(dense_only, key=dense_only.get) == 2  # with BM25 weighted 0 the best cosine wins
+
+
 def test_vectors_are_normalised_rows_of_the_chunks(tiny_index):
     v = np.asarray(tiny_index.vectors)
     assert v.shape == (len(tiny_index.chunks), tiny_index.embedder.dim)

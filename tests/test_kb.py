@@ -86,3 +86,15 @@ def test_check_missing_folder_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["kb", "check", str(tmp_path / "nope")])
     assert result.exit_code == 1
     assert "no such knowledge base folder" in result.stdout
+
+
+def test_an_index_serves_the_kb_as_typed_objects(tiny_index):
+    from assist.kb import KB, ReplyTemplate, Variable
+
+    kb = load_kb(TINY_KB)
+    loaded = tiny_index.kb
+    assert isinstance(loaded, KB) and loaded.content_hash == kb.content_hash
+    assert loaded.articles == kb.published and loaded.intents == kb.intents and loaded.templates == kb.templates
+    template = next(t for t in loaded.templates if t.id == "tpl-refund-timing")
+    assert isinstance(template, ReplyTemplate) and all(isinstance(v, Variable) for v in template.variables)
+    assert KB.from_snapshot(kb.to_snapshot()) == KB.from_snapshot(loaded.to_snapshot())
