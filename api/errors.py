@@ -67,7 +67,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         reason = (e.get("ctx") or {}).get("error", "malformed JSON")
         return error_response(422, "invalid_json", f"the body is not valid JSON: {reason} (at character {_field(e['loc'])})")
     # The offending input is left out on purpose: it may carry personal data and is already the caller's.
-    details = [{"field": _field(e["loc"]), "message": e["msg"]} for e in errors[:20]]
+    # Our validators' messages are written for people: without pydantic's "Value error, " prefix.
+    details = [{"field": _field(e["loc"]), "message": e["msg"].removeprefix("Value error, ")} for e in errors[:20]]
     first = details[0] if details else {"field": "body", "message": "invalid request"}
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return error_response(422, "invalid_request", f"{first['field']}: {first['message']}{more}", details)

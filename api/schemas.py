@@ -4,9 +4,10 @@ Limits that come from Settings (turns per conversation, characters per turn) are
 and written into the OpenAPI document by `api.main`; fields carrying them are marked `x-limit`.
 """
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema
 
 from assist.feedback import EVENTS, KINDS
 from assist.suggest.query import ROLES
@@ -31,13 +32,35 @@ FeedbackEventName = Literal[EVENTS]
 SuggestionKind = Literal[KINDS]
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 Role = Literal[ROLES]
-CustomerValue = (
-    Annotated[Text, StringConstraints(max_length=200)]
-    | Annotated[int, Field(ge=-(10**15), le=10**15)]
-    | Annotated[float, Field(ge=-1e15, le=1e15)]
-    | bool
-    | None
-)
+MAX_CUSTOMER_TEXT = 200
+MAX_CUSTOMER_NUMBER = 10**15
+
+
+def _customer_value(value):
+    # One validator with one plain message, not a union whose every member reports its own failure.
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_CUSTOMER_TEXT:
+            raise ValueError(f"at most {MAX_CUSTOMER_TEXT} characters, got {len(value)}")
+        return _encodable(value)
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or abs(value) > MAX_CUSTOMER_NUMBER:
+            raise ValueError(f"a number between -{MAX_CUSTOMER_NUMBER:.0e} and {MAX_CUSTOMER_NUMBER:.0e}")
+        return value
+    raise ValueError("must be text, a number, true / false or null")
+
+
+CustomerValue = Annotated[
+    object,
+    PlainValidator(_customer_value),
+    WithJsonSchema({"anyOf": [
+        {"type": "string", "maxLength": MAX_CUSTOMER_TEXT},
+        {"type": "number", "minimum": -MAX_CUSTOMER_NUMBER, "maximum": MAX_CUSTOMER_NUMBER},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]}),
+]
 
 
 MAX_TOP_K = 20
@@ -98,9 +121,13 @@ SUGGEST_EXAMPLE = {
 
 class SuggestRequest(Strict):
     conversation: Conversation
-    customer: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], CustomerValue] = Field(
+    customer: Annotated[
+        dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], CustomerValue] | None,
+        AfterValidator(lambda value: value or {}),
+    ] = Field(
         default_factory=dict, max_length=30,
-        description="what the agent knows about the customer (name, tier such as VIP, order_id, ...); fills template variables",
+        description="what the agent knows about the customer (name, tier such as VIP, order_id, ...); fills template "
+        "variables; null is the same as {}",
     )
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K), BeforeValidator(_integral)] | None = Field(
         None, description="answers to return (default: the configured number)"
@@ -146,6 +173,10 @@ class TemplateOut(BaseModel):
     text: str = Field(description="the reply, filled with the customer's values; 【...】 marks what is missing")
     missing_variables: list[str] = Field(description="names of the required variables still missing")
     missing: list[MissingVariableOut] = Field(description="the same variables, each with its label, in the same order")
+    purpose: Literal["reply", "escalation"] = Field(
+        "reply", description="reply: answers the request; escalation: apology / hand-off for an upset customer "
+        "(the only kind offered when the knowledge base has no good answer)"
+    )
     score: float
     tier: str | None = None
 

@@ -247,6 +247,18 @@ def test_limits_endpoint_publishes_the_configured_limits(built):
         assert c.post("/v1/suggest", json=at, headers=AGENT).status_code == 200
 
 
+def test_customer_null_is_no_customer_and_customer_errors_read_plainly(client):
+    assert client.post("/v1/suggest", json={**REFUND, "customer": None}, headers=AGENT).status_code == 200
+    long = error_of(client.post("/v1/suggest", json={**REFUND, "customer": {"note": "x" * 201}}, headers=AGENT), 422)
+    assert long["message"] == "customer.note: at most 200 characters, got 201"
+    nested = error_of(client.post("/v1/suggest", json={**REFUND, "customer": {"tags": ["vip"]}}, headers=AGENT), 422)
+    assert nested["message"] == "customer.tags: must be text, a number, true / false or null"
+    for body in (long, nested):
+        assert "function" not in json.dumps(body) and "0x" not in json.dumps(body)
+    ok = {"name": "李先生", "tier": "VIP", "points": 1200, "ratio": 0.5, "verified": True, "note": None}
+    assert client.post("/v1/suggest", json={**REFUND, "customer": ok}, headers=AGENT).status_code == 200
+
+
 def test_field_errors_name_the_field_without_echoing_input(client):
     e = error_of(client.post("/v1/suggest", json={"conversation": [{"role": "robot", "text": "13812345678"}]}, headers=AGENT), 422)
     assert e["details"][0]["field"] == "conversation.0.role"

@@ -220,6 +220,8 @@ def test_angry_customer_shows_escalation_banner_with_cues(open_sidebar):
     tpl = page.locator('.card.template[data-id="tpl-complaint-apology"]')
     expect(tpl.locator('input[data-var="ticket_id"]')).to_be_visible()
     expect(tpl.locator(".slot")).to_have_text("【工单号】")
+    expect(tpl.locator(".badge.escalation")).to_have_text("安抚转接")  # labelled as the hand-off reply it is
+    expect(page.locator('.card.template[data-id="tpl-refund-timing"] .badge.escalation')).to_have_count(0)
     shoot(page, "angry")
 
 

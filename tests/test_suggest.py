@@ -69,11 +69,25 @@ def test_no_customer_request_gives_an_empty_query():
         (["再不退钱我就打12315"], 3, True),
         (["THIS IS A SCAM, refund now"], 3, True),
         (["快递怎么还没到", "还没到，到底什么时候"], 2, True),
+        # capitals: a product name or a code in a Chinese message is not shouting, nor are two words
+        (["AIRBEAT 耳机的充电盒怎么配对"], 0, False),
+        (["我的 SKU-30127 订单 DD202611230001 能改地址吗"], 0, False),
+        (["DROP TABLE"], 0, False),
+        (["WHERE IS MY ORDER"], 1, False),
+        # angry faces count
+        (["😡🤬"], 2, True),
+        (["快递怎么还没到 😠"], 2, True),
+        (["谢谢 😊"], 0, False),
     ],
 )
 def test_emotion_levels(texts, level, escalate):
     e = detect_emotion(texts)
     assert (e.level, e.escalate) == (level, escalate), e.cues
+
+
+def test_shouting_is_one_cue_with_the_words():
+    e = detect_emotion(["WHY IS MY REFUND NOT HERE YET"])
+    assert e.cues == ("WHY IS MY REFUND NOT HERE YET",) and e.level == 1
 
 
 def test_cues_say_why_and_escalating_intents_escalate():
@@ -197,6 +211,21 @@ def test_vip_customers_get_the_vip_variant_first(suggester):
     assert s.templates[0].missing_variables == ("order_id",)
     assert "【订单号】" in s.templates[0].text
     assert s.to_dict()["templates"][0]["missing"] == [{"name": "order_id", "label": "订单号"}]
+
+
+def test_no_reply_template_when_the_kb_has_no_answer(suggester):
+    weather = suggester.suggest([c("今天天气怎么样")])
+    assert weather.abstained and weather.answers == [] and weather.templates == []
+
+
+def test_an_upset_customer_without_an_answer_gets_only_the_labelled_hand_off_template(suggester):
+    for text in ("😡🤬 气死了", "今天天气怎么样？？？我要投诉你们，骗子！！"):
+        s = suggester.suggest([c(text)])
+        assert s.abstained and s.emotion.escalate
+        assert [(t.template_id, t.purpose) for t in s.templates] == [("tpl-complaint-apology", "escalation")]
+    calm = suggester.suggest([c("退款到账要多久")])
+    assert not calm.abstained and calm.templates[0].template_id == "tpl-refund-timing"
+    assert {t.purpose for t in calm.templates} == {"reply"}
 
 
 def test_angry_customer_escalates_with_cues(suggester):

@@ -13,8 +13,13 @@ CUES: list[tuple[str, int]] = [
 ]
 _COMPILED = [(re.compile(p, re.IGNORECASE), w) for p, w in CUES]
 _EXCLAIM = re.compile(r"[!！]{2,}|[?？]{3,}|[!！?？]{3,}")
-_CAPS = re.compile(r"\b[A-Z]{4,}\b")
 _STILL_NOT = re.compile(r"还没")
+# Angry faces and gestures; 🤬 and 🖕 are open anger, the others a sign of it.
+ANGRY_EMOJI = {"🤬": 2, "🖕": 2, "😡": 1, "😠": 1, "👿": 1, "💢": 1, "😤": 1}
+_EMOJI = re.compile("|".join(map(re.escape, ANGRY_EMOJI)))
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+SHOUT_MIN_WORDS = 3  # fewer capitalised words are a product name or a code (AIRBEAT, SKU), not shouting
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,24 @@ def message_cues(text: str) -> list[tuple[str, int]]:
     """Every cue found in one message, with its weight."""
     found = [(m.group(), w) for rx, w in _COMPILED for m in rx.finditer(text)]
     found += [(m.group(), 1) for m in _EXCLAIM.finditer(text)]
-    found += [(m.group(), 1) for m in _CAPS.finditer(text)]
+    found += [(m.group(), ANGRY_EMOJI[m.group()]) for m in _EMOJI.finditer(text)]
+    shout = shouting(text)
+    if shout:
+        found.append((shout, 1))
     return found
+
+
+def shouting(text: str) -> str | None:
+    """The capitalised words when a mostly-Latin message is written in capitals (at least
+    SHOUT_MIN_WORDS of them and half its words): one cue, however many words. Capitals in a Chinese
+    message, or a few in an English one, are names and codes."""
+    words = _LATIN_WORD.findall(text)
+    if not words or len(_CJK.findall(text)) * 4 > sum(map(len, words)):
+        return None
+    caps = [w for w in words if len(w) >= 2 and w.isupper()]
+    if len(caps) >= SHOUT_MIN_WORDS and 2 * len(caps) >= len(words):
+        return " ".join(caps)
+    return None
 
 
 def detect_emotion(customer_texts: list[str], intent_escalates: bool = False, threshold: int = 2) -> Emotion:

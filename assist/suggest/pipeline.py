@@ -139,15 +139,17 @@ class Suggester:
             terms = self.index.lexical.query_terms(query.text)
             answers = to_answers(best_per_article(boosted(hits, intent.name, intent.confidence, s.intent_boost)), terms, top_k)
         lap("rank")
-        templates = self._templates(query, qvec, intent, emotion, customer, customer_texts, mode) if query.text else []
+        templates = self._templates(query, qvec, intent, emotion, customer, customer_texts, mode, abstained) if query.text else []
         lap("templates")
         timings["total"] = round(sum(timings.values()), 3)
         return Suggestion(intent, emotion, answers, templates, query, abstained, top_similarity, self.index.version, timings)
 
     def _templates(self, query: Query, qvec, intent: IntentResult, emotion: Emotion, customer: dict,
-                   customer_texts: list[str], mode: str) -> list[RenderedTemplate]:
+                   customer_texts: list[str], mode: str, abstained: bool) -> list[RenderedTemplate]:
+        """Reply templates under the same decision as the answers: when the KB has no good answer, no
+        reply is offered either, except the apology / hand-off ones for an upset customer."""
         n = self.settings.templates
-        if n == 0 or (intent.name == "out_of_scope" and not intent.alternatives and not emotion.escalate):
+        if n == 0 or (abstained and not emotion.escalate):
             return []
         hits = self.index.search(query.text, k=len(self.templates), mode=mode, kind="template", query_vector=qvec)
         vip = str(customer.get("tier", "")).lower() in VIP_TIERS
@@ -160,7 +162,9 @@ class Suggester:
             first = bool(vip and t.tier and intent.name in t.intents)
             scored.append((first, score, t))
         scored.sort(key=lambda x: (not x[0], -x[1]))
-        if emotion.escalate:  # an upset customer also needs the apology / escalation reply, right after the answer
+        if abstained:  # escalating: hand-off material only, never a guess at the request
+            scored = [x for x in scored if self._escalating & set(x[2].intents)]
+        elif emotion.escalate:  # an upset customer also needs the apology / escalation reply, right after the answer
             calming = next((x for x in scored if self._escalating & set(x[2].intents)), None)
             if calming is not None and scored.index(calming) > 1:
                 scored.remove(calming)
@@ -171,5 +175,6 @@ class Suggester:
         out = []
         for _, score, t in scored[:n]:
             text, missing = render(t, values)
-            out.append(RenderedTemplate(t.id, t.title, text, missing, round(score, 4), t.tier))
+            purpose = "escalation" if emotion.escalate and self._escalating & set(t.intents) else "reply"
+            out.append(RenderedTemplate(t.id, t.title, text, missing, round(score, 4), t.tier, purpose))
         return out

@@ -42,6 +42,7 @@ class RenderedTemplate:
     missing: tuple[MissingVariable, ...]
     score: float
     tier: str | None = None
+    purpose: str = "reply"  # "reply": answers the request; "escalation": apology / hand-off for an upset customer
 
     @property
     def missing_variables(self) -> tuple[str, ...]:

@@ -133,6 +133,7 @@ export function createTemplates({ feedback, dismiss, skeletons, insertReply }) {
         shortcut ? el("kbd", { class: "shortcut", title: `${shortcut} 复制` }, shortcut) : null,
         el("h4", { id: `tpl-${n}` }, t.title),
         t.tier ? el("span", { class: "badge vip" }, `${String(t.tier).toUpperCase()} 专属`) : null,
+        t.purpose === "escalation" ? el("span", { class: "badge escalation", title: "客户情绪升级：安抚 / 转接用" }, "安抚转接") : null,
         edited ? el("span", { class: "badge" }, "已编辑") : null,
         el("button", { class: "btn btn-ghost icon dismiss", type: "button", "aria-label": `忽略模板：${t.title}`, title: "忽略", onclick: () => dismiss("template", id) }, "✕")),
       vars.length
