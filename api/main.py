@@ -3,6 +3,7 @@
 Run it with `assist serve`, or `uvicorn --factory api.main:create_app`.
 """
 
+import importlib.util
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -76,7 +77,8 @@ def _apply_limits(node, limits: dict[str, tuple[str, int]]) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API app. Raises AssistError when the configuration must not serve (e.g. no API keys)."""
     s = settings or get_settings()
-    app = FastAPI(title="assist", version=package_version(), description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="assist", version=package_version(), description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # served below from local files: no CDN, works offline
     app.state.settings = s
     app.state.credentials = credentials_from_settings(s)
     app.state.metrics = Metrics()
@@ -105,4 +107,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _offline_docs(app)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc from the assets the fastapi-offline package bundles."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    assets = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="assist API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc():
+        return get_redoc_html(openapi_url=app.openapi_url, title="assist API", redoc_js_url="/docs-assets/redoc.standalone.js",
+                              redoc_favicon_url="/docs-assets/favicon.png", with_google_fonts=False)

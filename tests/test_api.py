@@ -1,6 +1,7 @@
 """The HTTP API through TestClient: endpoints, auth, limits, error shape, feedback redaction, reload."""
 
 import json
+import re
 import shutil
 import sqlite3
 
@@ -103,6 +104,17 @@ def test_probes_and_unknown_routes(client, built):
     assert '<script type="module"' in page.text
     script = client.get("/static/js/app.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+
+
+def test_api_docs_load_nothing_from_other_hosts(client):
+    for page in ("/docs", "/redoc"):
+        r = client.get(page)
+        assert r.status_code == 200 and "/openapi.json" in r.text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+        assert assets and all(a.startswith("/docs-assets/") for a in assets), assets
+        for asset in assets:
+            assert client.get(asset).status_code == 200, asset
+        assert "cdn." not in r.text and "fonts.googleapis" not in r.text
 
 
 def test_without_the_sidebar_files_the_root_says_the_api_is_up(built, monkeypatch, tmp_path):

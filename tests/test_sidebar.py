@@ -532,3 +532,17 @@ def test_missing_variable_inputs_are_labelled_from_the_response(open_sidebar):
     say(page, "退款呢")
     old = page.locator('.card.template[data-id="tpl-old"]')
     expect(old.locator(".var > span")).to_have_text(["order_id", "ticket_id"])
+
+
+def test_api_docs_render_offline(browser, server):
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        outside = []
+        page.on("request", lambda r: None if r.url.startswith(server.url) or r.url.startswith("data:") else outside.append(r.url))
+        page.goto(server.url + "/docs")
+        expect(page.locator(".swagger-ui .opblock-summary-path").first).to_be_visible(timeout=15000)
+        expect(page.locator(".swagger-ui")).to_contain_text("/v1/suggest")
+        assert outside == [], outside  # nothing fetched from a CDN: the page works on a closed network
+    finally:
+        ctx.close()
