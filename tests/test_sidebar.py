@@ -546,3 +546,28 @@ def test_api_docs_render_offline(browser, server):
         assert outside == [], outside  # nothing fetched from a CDN: the page works on a closed network
     finally:
         ctx.close()
+
+
+def test_clear_forgets_everything_about_the_previous_customer(open_sidebar):
+    page = open_sidebar()
+    page.fill("#cust-name", "李先生")
+    page.select_option("#cust-tier", "VIP")
+    page.fill("#cust-order", "DD202611230001")
+    say(page, REFUND)
+    card = page.locator('.card.template[data-id="tpl-refund-timing-vip"]')
+    expect(card.locator(".tpl-text")).to_contain_text("李先生")
+    previous = page.evaluate("window.assistSidebar.state.sessionId")
+
+    page.get_by_role("button", name="清空").click()
+    expect(page.locator("#messages .msg")).to_have_count(0)
+    assert (page.input_value("#cust-name"), page.input_value("#cust-tier"), page.input_value("#cust-order")) == ("", "普通", "")
+    assert page.evaluate("window.assistSidebar.state.sessionId") != previous
+
+    say(page, REFUND)  # the next customer asks the same question
+    templates = page.locator("#templates .card.template")
+    expect(templates.first).to_be_visible()
+    text = " ".join(templates.all_text_contents())
+    for leftover in ("李先生", "DD202611230001", "VIP"):
+        assert leftover not in text, (leftover, text)
+    expect(page.locator('.card.template[data-id="tpl-refund-timing-vip"]')).to_have_count(0)
+    shoot(page, "cleared")

@@ -146,7 +146,9 @@ export function createConversation({ onCustomerChange, onReset, onAgentSend }) {
     const demo = findDemo($("demo-select").value);
     if (demo) replayDemo(demo);
   });
-  $("chat-clear").addEventListener("click", () => load());
+  // A cleared conversation is the next customer's: nothing of the last one (profile, fills, edits,
+  // results) may reach a reply to them.
+  $("chat-clear").addEventListener("click", () => load([], {}));
   $("paste-toggle").addEventListener("click", () => showPaste($("paste-box").hidden));
   $("paste-cancel").addEventListener("click", () => showPaste(false));
   $("paste-box").addEventListener("submit", (e) => {
