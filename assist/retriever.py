@@ -31,7 +31,8 @@ class AssistRetriever(BaseRetriever):
                 "chunk_id": c.chunk_id, "article_id": c.article_id, "kind": c.kind, "title": c.title,
                 "heading_path": list(c.heading_path), "score": hit.score, "index_version": self.index.version,
             }
-            docs.append(Document(page_content=c.text, metadata=metadata, id=c.chunk_id))
+            # The heading path gives a chain the section's context, as it gives the encoder (embed_text).
+            docs.append(Document(page_content=c.embed_text, metadata=metadata, id=c.chunk_id))
             if len(docs) == self.k:
                 break
         return docs

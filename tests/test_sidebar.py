@@ -571,3 +571,17 @@ def test_clear_forgets_everything_about_the_previous_customer(open_sidebar):
         assert leftover not in text, (leftover, text)
     expect(page.locator('.card.template[data-id="tpl-refund-timing-vip"]')).to_have_count(0)
     shoot(page, "cleared")
+
+
+def test_a_refused_key_shows_before_any_conversation(open_sidebar):
+    page = open_sidebar(key="not-a-key-of-this-server")
+    expect(page.locator("#conn")).to_have_text("API key 无效")
+    error = page.locator("#error")
+    expect(error).to_contain_text("API key 无效")
+    error.get_by_role("button", name="打开设置").click()
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Enter")
+    expect(error).to_be_hidden()
+    expect(page.locator("#conn")).to_have_text("就绪")
+    say(page, REFUND)
+    expect(page.locator("#answers .card.answer").first).to_be_visible()

@@ -26,6 +26,14 @@ const limits = createLimitsLoader({
     state.limits = next;
     conversation.applyLimits(next);
   },
+  // The first request of the page is the limits one: a key the server refuses (a production server
+  // does not take the prefilled development key) says so at once, not at the first customer turn.
+  onError: (err) => {
+    if (err && err.kind === "auth" && !state.result) {
+      state.error = err;
+      panel.render();
+    }
+  },
 });
 
 const scheduler = new SuggestScheduler({
@@ -56,6 +64,7 @@ const scheduler = new SuggestScheduler({
 function retry() {
   state.error = null;
   panel.renderError();
+  panel.renderStatus();
   scheduler.run();
 }
 

@@ -22,13 +22,14 @@ export function mergeLimits(base, data) {
 
 /**
  * Loads the limits: `refresh()` when the sidebar starts and whenever the API key changes.
- * fetchLimits() -> Promise<response>; onChange(limits) gets the merged limits after each successful load.
+ * fetchLimits() -> Promise<response>; onChange(limits) gets the merged limits after each successful load;
+ * onError(err) hears of a failed one (a rejected key shows before the first conversation does).
  * A failed load is only logged: the sidebar keeps the limits it had (the defaults at first), and a
  * request over the real limits then shows the server's 422 like any other error.
  * `settled(maxWaitMs)` resolves once the latest load is over, or after maxWaitMs, whichever is first,
  * so a suggest request can wait for the limits without hanging on a slow server.
  */
-export function createLimitsLoader({ fetchLimits, getLimits, onChange }) {
+export function createLimitsLoader({ fetchLimits, getLimits, onChange, onError = () => {} }) {
   let seq = 0;
   let pending = Promise.resolve();
 
@@ -39,7 +40,9 @@ export function createLimitsLoader({ fetchLimits, getLimits, onChange }) {
         if (mine === seq) onChange(mergeLimits(getLimits(), data));
       },
       (err) => {
-        if (mine === seq) console.warn("assist: limits not loaded, keeping", getLimits(), err && err.message);
+        if (mine !== seq) return;
+        console.warn("assist: limits not loaded, keeping", getLimits(), err && err.message);
+        onError(err);
       },
     );
     return pending;
