@@ -10,8 +10,14 @@ import { $, copyText, el, errorText, toast } from "./ui.js";
 
 const LEVEL_LABEL = ["平静", "不耐烦", "不满", "愤怒 / 正式投诉"];
 
-function pct(x) {
-  return `${Math.round((Number(x) || 0) * 100)}%`;
+// The intent confidence is not yet a calibrated probability, so agents see a coarse level, never a
+// percentage that looks exact; answers and templates show their rank, never raw fused scores.
+const CONFIDENCE_LEVELS = [[0.8, "高", "high"], [0.5, "中", "medium"], [0, "低", "low"]];
+
+export function confidenceLevel(x) {
+  const value = Number(x) || 0;
+  const [, label, name] = CONFIDENCE_LEVELS.find(([min]) => value >= min);
+  return { label, name };
 }
 
 function skeletons(n, kind) {
@@ -102,19 +108,17 @@ export function createPanel({ client, feedback, hasKey, openSettings, retry, ins
     if (!r) return;
     const i = r.intent;
     const oos = i.name === "out_of_scope";
-    const conf = Number(i.confidence) || 0;
+    const level = confidenceLevel(i.confidence);
     box.append(
       el("div", { class: "intent-main" },
         el("span", { class: "intent-caption" }, "意图"),
         el("span", { class: `intent-label${oos ? " oos" : ""}`, "data-intent": i.name }, oos ? `未识别（${i.label}）` : i.label),
-        el("span", { class: "confidence", title: "置信度" }, pct(conf)),
-        el("span", { class: "bar", role: "meter", "aria-label": "意图置信度", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(conf * 100)) },
-          el("span", { style: `width:${Math.max(2, Math.min(100, conf * 100))}%` })),
+        el("span", { class: `confidence level-${level.name}`, title: "意图把握：高 / 中 / 低" }, `把握${level.label}`),
       ),
     );
     if (i.alternatives && i.alternatives.length) {
       box.append(el("div", { class: "alts" }, el("span", { class: "intent-caption" }, "其他可能"),
-        i.alternatives.map((a) => el("span", { class: "alt", "data-intent": a.name }, `${a.label} ${pct(a.confidence)}`))));
+        i.alternatives.map((a) => el("span", { class: "alt", "data-intent": a.name }, a.label))));
     }
     const emo = r.emotion;
     if (emo && !emo.escalate && emo.level > 0) {
@@ -157,8 +161,7 @@ export function createPanel({ client, feedback, hasKey, openSettings, retry, ins
         snippet,
         el("footer", { class: "card-foot" },
           el("button", { class: "btn btn-link", type: "button", "data-focus-key": `open:${a.article_id}`, onclick: () => article.open(a) }, "查看全文"),
-          el("button", { class: "btn btn-link", type: "button", onclick: () => copyAnswer(a) }, "复制摘要"),
-          el("span", { class: "score", title: "相关度" }, `相关度 ${Number(a.score).toFixed(2)}`))));
+          el("button", { class: "btn btn-link", type: "button", onclick: () => copyAnswer(a) }, "复制摘要"))));
     });
   }
 

@@ -148,8 +148,7 @@ export function createTemplates({ feedback, dismiss, skeletons, insertReply }) {
         editing
           ? el("button", { class: "btn", type: "button", "data-focus-key": `edit-done:${id}`, onclick: () => finishEdit(t) }, "完成编辑")
           : el("button", { class: "btn btn-ghost", type: "button", "data-focus-key": `edit-start:${id}`, onclick: () => startEdit(t) }, "编辑"),
-        edited && !editing ? el("button", { class: "btn btn-ghost", type: "button", onclick: () => revertEdit(t) }, "还原") : null,
-        el("span", { class: "score", title: "相关度" }, `相关度 ${Number(t.score).toFixed(2)}`)));
+        edited && !editing ? el("button", { class: "btn btn-ghost", type: "button", onclick: () => revertEdit(t) }, "还原") : null));
   }
 
   /** Re-draws the cards from state.result, keeping the focus where the agent was typing. */
