@@ -9,6 +9,7 @@ from assist.config import Settings
 from assist.errors import AssistError
 from assist.index.embed import describe, embedder_from_settings
 from assist.index.store import build_index, open_index
+from assist.suggest.intent import is_latin
 from assist.suggest.pipeline import Suggester
 from evals.io import eval_index_dir, load_conversations
 from evals.metrics import evaluate, macro_f1, precision_recall_f1
@@ -109,18 +110,43 @@ def per_intent(records: list[dict]) -> dict[str, dict]:
     return out
 
 
+SLICE_METRICS = ("answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "abstain_rate_in_scope")
+
+
+def is_english(record: dict) -> bool:
+    """An English request: tagged so, or, in an untagged set, a mostly-Latin query."""
+    return "english" in record["tags"] or (not record["tags"] and is_latin(record["query"]))
+
+
+def slices(records: list[dict], english_articles: set[str]) -> dict[str, dict]:
+    """The metrics of language slices: `chinese` and `english` requests, and `cross_lingual` (English
+    requests whose gold answers exist only in Chinese articles), each with its size `n`."""
+    english = [r for r in records if is_english(r)]
+    groups = {
+        "chinese": [r for r in records if not is_english(r)],
+        "english": english,
+        "cross_lingual": [r for r in english if r["relevant"] and not set(r["relevant"]) & english_articles],
+    }
+    out = {}
+    for name, group in groups.items():
+        scores = score_records(group) if group else {}
+        out[name] = {"n": len(group), **{k: scores.get(k, 0.0) for k in SLICE_METRICS}}
+    return out
+
+
 def run_conversations(suggester: Suggester, rows: list[dict], variants=VARIANTS, progress: bool = False) -> Report:
     """Metrics per variant, per intent (full pipeline) and the worst misses, with every record kept."""
     from rich.progress import Progress
 
     data = {"n_conversations": len(rows), "index_version": suggester.index.version, "variants": {}}
+    english_articles = {a.id for a in suggester.index.kb.articles if is_latin(f"{a.title} {a.body}")}
     records_by_variant = {}
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("replaying conversations", total=len(rows) * len(variants))
         for variant in variants:
             records = replay(suggester, rows, variant, progress=lambda: bar.advance(task))
             records_by_variant[variant] = records
-            data["variants"][variant] = score_records(records)
+            data["variants"][variant] = {**score_records(records), "slices": slices(records, english_articles)}
     main = records_by_variant.get("full") or next(iter(records_by_variant.values()))
     data["per_intent"] = per_intent(main)
     data["misses"] = [

@@ -64,6 +64,10 @@ def _flatten(report: dict) -> dict[str, float]:
         for name, value in metrics.items():
             if isinstance(value, (int, float)):
                 out[f"{variant}.{name}"] = float(value)
+        for slice_name, slice_metrics in (metrics.get("slices") or {}).items():
+            for name, value in slice_metrics.items():
+                if isinstance(value, (int, float)) and name != "n":
+                    out[f"{variant}.{slice_name}.{name}"] = float(value)
     for name in ("accuracy", "macro_f1", "oos_precision", "oos_recall"):
         if isinstance(report.get(name), (int, float)):
             out[name] = float(report[name])
@@ -86,6 +90,7 @@ def compare_reports(before: dict, after: dict, max_drop: float) -> tuple[list[tu
 
 # --- HTML report -----------------------------------------------------------------------------------
 
+_SLICE_COLUMNS = ["answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "abstain_rate_in_scope"]
 COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"]
 
 
@@ -156,7 +161,7 @@ def render_html(report: dict, records: dict[str, list[dict]] | None = None, titl
     titles = titles or {}
     records = records or {}
     variants = report.get("variants", {})
-    metric_names = sorted({k for m in variants.values() for k in m})
+    metric_names = sorted({k for m in variants.values() for k, v in m.items() if not isinstance(v, dict)})
     parts = [
         "<!doctype html><html lang='zh'><head><meta charset='utf-8'><title>assist eval report</title>",
         "<style>body{font-family:'Noto Sans CJK SC','WenQuanYi Micro Hei',system-ui,sans-serif;margin:24px;color:#111}"
@@ -166,8 +171,14 @@ def render_html(report: dict, records: dict[str, list[dict]] | None = None, titl
         f"index {html.escape(str(report.get('index_version', '')))} · model {html.escape(str(report.get('model', '')))}</p>",
         "<h2>Metrics per variant</h2>",
         _table(["metric", *variants], [[m, *[variants[v].get(m, "") for v in variants]] for m in metric_names]),
-        "<div class='plots'>",
     ]
+    sliced = {v: m["slices"] for v, m in variants.items() if m.get("slices")}
+    if sliced:
+        parts.append("<h2>Language slices</h2><p>chinese / english requests; cross_lingual: English requests whose "
+                     "answers exist only in Chinese articles.</p>")
+        rows = [[v, name, s["n"], *[s.get(k, "") for k in _SLICE_COLUMNS]] for v, by in sliced.items() for name, s in by.items()]
+        parts.append(_table(["variant", "slice", "n", *_SLICE_COLUMNS], rows))
+    parts.append("<div class='plots'>")
     ks = [1, 3, 5]
     curves = {v: [m.get(f"answer_hit@{k}", m.get(f"hit@{k}", 0.0)) for k in ks] for v, m in variants.items()}
     parts.append(_svg_lines(curves, ks, "answer hit@k per variant"))

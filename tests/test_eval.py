@@ -31,7 +31,11 @@ def test_eval_run_writes_reports_per_variant(env):
     assert full["answer_hit@3"] >= 0.8  # the tiny set is easy: a broken pipeline fails here
     assert full["escalation_recall"] == 1.0 and full["oos_recall"] == 1.0
     assert report["per_intent"]["refund_status"]["n"] == 1
+    slices = full["slices"]
+    assert set(slices) == {"chinese", "english", "cross_lingual"}
+    assert slices["english"]["n"] == 1 and slices["chinese"]["n"] == 5
     page = (out / "report.html").read_text()
+    assert "Language slices" in page and "cross_lingual" in page
     assert page.startswith("<!doctype html>") and "<svg" in page and "answer hit@k per variant" in page
     assert "http" not in page  # self-contained: nothing to download
     # the gate: a report against itself passes, a worse one fails
@@ -45,6 +49,11 @@ def test_eval_run_writes_reports_per_variant(env):
     assert gate.exit_code == 1
     assert "full.answer_hit@3" in gate.output and "REGRESSION" in gate.output
     assert sum("REGRESSION" in line for line in gate.output.splitlines()) == 1
+    worse_english = json.loads(json.dumps(report))
+    worse_english["variants"]["full"]["slices"]["english"]["answer_hit@3"] -= 0.5  # the slices are gated too
+    (out / "worse-english.json").write_text(json.dumps(worse_english))
+    gate = runner.invoke(app, ["eval", "compare", str(out / "report.json"), str(out / "worse-english.json")])
+    assert gate.exit_code == 1 and "full.english.answer_hit@3" in gate.output
 
 
 def test_compare_treats_lower_is_better_metrics_the_right_way():
