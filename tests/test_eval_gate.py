@@ -65,6 +65,15 @@ def test_intent_from_an_earlier_turn(sample_eval):
     assert s.query.context  # the earlier turn was folded in
 
 
+def test_a_customer_threatening_12315_is_not_handed_regulator_instructions(sample_eval):
+    _, sug = sample_eval
+    s = sug.suggest(turns("上周投诉给的方案我不接受！！你们再不重新处理我直接打12315"))
+    assert s.emotion.escalate and s.answers
+    chunks = {c.chunk_id: c for c in sug.index.chunks}
+    shown = [chunks[a.chunk_id].embed_text for a in s.answers]
+    assert not any("12315" in text or "消费者协会" in text for text in shown), shown
+
+
 def test_angry_customer_is_escalated_and_chit_chat_abstains(sample_eval):
     _, sug = sample_eval
     angry = sug.suggest(turns("退款半个月了还没到！！再不处理我就打12315投诉你们"))

@@ -213,6 +213,18 @@ def test_vip_customers_get_the_vip_variant_first(suggester):
     assert s.to_dict()["templates"][0]["missing"] == [{"name": "order_id", "label": "订单号"}]
 
 
+def test_regulator_sections_are_dropped_but_the_rest_of_their_article_stays():
+    from assist.index.chunk import Chunk
+    from assist.index.search import Hit
+    from assist.suggest.rank import without_regulator_channels
+
+    review = Chunk("c1", "complaint-external", "article", "对处理结果不满意怎么办", ("对处理结果不满意怎么办", "申请复核"), "7 天内申请复核")
+    outside = Chunk("c2", "complaint-external", "article", "对处理结果不满意怎么办", ("对处理结果不满意怎么办", "外部渠道"), "拨打 12315 或向消费者协会投诉")
+    police = Chunk("c3", "scam-alert", "article", "防骗提醒", ("防骗提醒",), "遇到诈骗请立即报警")
+    kept = without_regulator_channels([(Hit(outside, 0.9), 0.9), (Hit(review, 0.8), 0.8), (Hit(police, 0.7), 0.7)])
+    assert [h.chunk.chunk_id for h, _ in kept] == ["c1", "c3"]  # calling the police is advice, not a regulator
+
+
 def test_no_reply_template_when_the_kb_has_no_answer(suggester):
     weather = suggester.suggest([c("今天天气怎么样")])
     assert weather.abstained and weather.answers == [] and weather.templates == []

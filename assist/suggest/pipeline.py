@@ -12,7 +12,7 @@ from assist.index.search import Index
 from assist.suggest.emotion import Emotion, detect_emotion
 from assist.suggest.intent import IntentDetector, IntentResult, is_latin
 from assist.suggest.query import ROLES, Query, Turn, build_query, last_turn_query
-from assist.suggest.rank import Answer, best_per_article, boosted, should_abstain, to_answers
+from assist.suggest.rank import Answer, best_per_article, boosted, should_abstain, to_answers, without_regulator_channels
 from assist.suggest.templates import RenderedTemplate, extract_entities, render
 
 VIP_TIERS = ("vip", "svip")
@@ -137,7 +137,10 @@ class Suggester:
         answers: list[Answer] = []
         if not abstained:
             terms = self.index.lexical.query_terms(query.text)
-            answers = to_answers(best_per_article(boosted(hits, intent.name, intent.confidence, s.intent_boost)), terms, top_k)
+            scored = boosted(hits, intent.name, intent.confidence, s.intent_boost)
+            if emotion.escalate:
+                scored = without_regulator_channels(scored)
+            answers = to_answers(best_per_article(scored), terms, top_k)
         lap("rank")
         templates = self._templates(query, qvec, intent, emotion, customer, customer_texts, mode, abstained) if query.text else []
         lap("templates")

@@ -23,6 +23,16 @@ def boosted(hits: list[Hit], intent: str, confidence: float, weight: float) -> l
     return sorted(scored, key=lambda pair: -pair[1])
 
 
+# Sections telling a customer how to complain to a regulator (12315, 消协, 市场监管...): never the answer
+# an agent is handed for an upset customer, whom the conversation should win back first.
+REGULATOR_CHANNELS = re.compile(r"12315|消协|消费者协会|工商局|市场监管|监管部门")
+
+
+def without_regulator_channels(scored: list[tuple[Hit, float]]) -> list[tuple[Hit, float]]:
+    """The hits minus sections that point to a regulator (other sections of their article stay)."""
+    return [(h, s) for h, s in scored if not REGULATOR_CHANNELS.search(h.chunk.embed_text)]
+
+
 def best_per_article(scored: list[tuple[Hit, float]]) -> list[tuple[Hit, float]]:
     """Keep each article once, at its best section."""
     seen, out = set(), []
