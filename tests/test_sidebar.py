@@ -588,3 +588,23 @@ def test_a_refused_key_shows_before_any_conversation(open_sidebar):
     expect(page.locator("#conn")).to_have_text("就绪")
     say(page, REFUND)
     expect(page.locator("#answers .card.answer").first).to_be_visible()
+
+
+def test_out_of_scope_english_and_code_conversations(open_sidebar):
+    page = open_sidebar()
+    say(page, "今天北京天气怎么样")
+    expect(page.locator("#answers .abstain")).to_contain_text("知识库中没有足够相关的答案")
+    expect(page.locator("#intent .intent-label")).to_contain_text("未识别")
+    expect(page.locator("#templates .card.template")).to_have_count(0)  # no reply without an answer
+    shoot(page, "out-of-scope")
+
+    page.get_by_role("button", name="清空").click()
+    say(page, "do you deliver to Singapore and how long does international shipping take")
+    expect(page.locator("#answers .card.answer").first).to_have_attribute("data-id", "international-shipping")
+    shoot(page, "english")
+
+    page.get_by_role("button", name="清空").click()
+    say(page, "耳机 SKU-20931 退了，订单 DD202611230001 的退款到账要多久")
+    expect(page.locator("#answers .card.answer").first).to_have_attribute("data-id", "refund-timing")
+    expect(page.locator('.card.template input[data-var="order_id"]')).to_have_count(0)  # the order number was filled in
+    shoot(page, "sku")
