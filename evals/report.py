@@ -5,6 +5,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evals.io import write_jsonl
+
 # Lower is better for these; every other numeric metric is higher-is-better.
 LOWER_IS_BETTER = ("latency", "abstain_rate_in_scope")
 # Latency depends on the machine: shown, never gated.
@@ -40,10 +42,7 @@ class Report:
             written[-1].write_text(render_html(self.data, self.records, self.titles), encoding="utf-8")
         if self.records:
             written.append(out / "records.jsonl")
-            with open(written[-1], "w", encoding="utf-8") as f:
-                for variant, rows in self.records.items():
-                    for r in rows:
-                        f.write(json.dumps({"variant": variant, **r}, ensure_ascii=False) + "\n")
+            write_jsonl(written[-1], ({"variant": variant, **r} for variant, rows in self.records.items() for r in rows))
         return written
 
     def table(self) -> str:

@@ -101,9 +101,8 @@ def _sidebar_opener(browser, server: Server):
     return open_, contexts, errors
 
 
-@pytest.fixture
-def open_sidebar(browser, server):
-    """open_sidebar(key=..., width=..., height=..., path=..., setup=...) -> a Page with the sidebar loaded."""
+def _opened_sidebars(browser, server):
+    """Yields the opener of `_sidebar_opener`, then closes its pages and fails on JavaScript errors."""
     open_, contexts, errors = _sidebar_opener(browser, server)
     yield open_
     for ctx in contexts:
@@ -112,13 +111,15 @@ def open_sidebar(browser, server):
 
 
 @pytest.fixture
+def open_sidebar(browser, server):
+    """open_sidebar(key=..., width=..., height=..., path=..., setup=...) -> a Page with the sidebar loaded."""
+    yield from _opened_sidebars(browser, server)
+
+
+@pytest.fixture
 def open_small_sidebar(browser, small_server):
     """Like open_sidebar, against the server configured with lower conversation limits."""
-    open_, contexts, errors = _sidebar_opener(browser, small_server)
-    yield open_
-    for ctx in contexts:
-        ctx.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    yield from _opened_sidebars(browser, small_server)
 
 
 def say(page: Page, text: str, role: str = "customer") -> None:

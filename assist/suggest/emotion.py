@@ -3,6 +3,8 @@
 import re
 from dataclasses import dataclass
 
+from assist.suggest.intent import is_latin
+
 # (pattern, weight). 3 = a formal complaint or legal threat, 2 = open anger, 1 = impatience.
 CUES: list[tuple[str, int]] = [
     (r"12315|消协|消费者协会|工商局|市场监管|媒体曝光|曝光你们|报警|律师|起诉|法院|告你们", 3),
@@ -18,7 +20,6 @@ _STILL_NOT = re.compile(r"还没")
 ANGRY_EMOJI = {"🤬": 2, "🖕": 2, "😡": 1, "😠": 1, "👿": 1, "💢": 1, "😤": 1}
 _EMOJI = re.compile("|".join(map(re.escape, ANGRY_EMOJI)))
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
-_CJK = re.compile(r"[\u3400-\u9fff]")
 SHOUT_MIN_WORDS = 3  # fewer capitalised words are a product name or a code (AIRBEAT, SKU), not shouting
 
 
@@ -44,9 +45,9 @@ def shouting(text: str) -> str | None:
     """The capitalised words when a mostly-Latin message is written in capitals (at least
     SHOUT_MIN_WORDS of them and half its words): one cue, however many words. Capitals in a Chinese
     message, or a few in an English one, are names and codes."""
-    words = _LATIN_WORD.findall(text)
-    if not words or len(_CJK.findall(text)) * 4 > sum(map(len, words)):
+    if not is_latin(text):
         return None
+    words = _LATIN_WORD.findall(text)
     caps = [w for w in words if len(w) >= 2 and w.isupper()]
     if len(caps) >= SHOUT_MIN_WORDS and 2 * len(caps) >= len(words):
         return " ".join(caps)
