@@ -67,13 +67,31 @@ class HybridSettings(BaseModel):
     candidates: int = Field(100, ge=1, description="candidates taken from each retriever before fusion")
 
 
+class IntentSettings(BaseModel):
+    """How the intent model is trained at index build time (assist.suggest.classifier)."""
+
+    regularization: float = Field(30.0, gt=0, description="C of the logistic regression: higher fits the examples more closely")
+    lexical_weight: float = Field(0.5, ge=0, description="weight of word / character n-grams next to the query vector")
+    oos_weight: float = Field(
+        0.5, gt=0, lt=1, description="cost of a missed out-of-scope request vs a lost in-scope answer; 0.5 = balanced accuracy"
+    )
+    folds: int = Field(5, ge=2, le=10, description="cross-validation folds that calibrate confidence and set the out-of-scope threshold")
+
+    def options(self):
+        from assist.suggest.classifier import TrainOptions
+
+        return TrainOptions(regularization=self.regularization, lexical_weight=self.lexical_weight,
+                            oos_weight=self.oos_weight, folds=self.folds)
+
+
 class SuggestSettings(BaseModel):
     answers: int = Field(3, ge=1, le=20, description="answers returned by default")
     templates: int = Field(3, ge=0, le=20, description="templates returned by default")
     max_context_turns: int = Field(2, ge=0, description="earlier customer turns folded into a dependent follow-up")
-    intent_oos_threshold: float = Field(0.88, description="best intent similarity below this -> out_of_scope")
-    intent_temperature: float = Field(0.02, gt=0, description="softmax temperature that turns intent scores into confidences")
-    intent_keyword_bonus: float = Field(0.02, ge=0, description="score added to an intent when one of its keywords is in the text")
+    clarify_below: float = Field(0.5, ge=0, le=1, description="intent confidence below this -> a clarifying question is offered")
+    clarify_margin: float = Field(0.15, ge=0, le=1, description="or when the two best intents' probabilities are closer than this")
+    default_queue: str = Field("general", description="queue of intents that declare no route")
+    supervisor_queue: str = Field("supervisor", description="queue for escalating intents and upset customers")
     intent_boost: float = Field(0.2, ge=0, description="score added (x confidence) to chunks of the detected intent")
     abstain_min_dense: float = Field(0.80, description="no answers when the best dense similarity is below this")
     abstain_min_dense_oos: float = Field(0.88, description="the same bar when the intent is out_of_scope")
@@ -101,6 +119,7 @@ class Settings(BaseSettings):
     chunking: ChunkSettings = ChunkSettings()
     dense: DenseSettings = DenseSettings()
     hybrid: HybridSettings = HybridSettings()
+    intent: IntentSettings = IntentSettings()
     suggest: SuggestSettings = SuggestSettings()
     keep_versions: int = Field(5, ge=1, description="index versions kept on disk (CURRENT is always kept)")
     # The API service (`assist serve`). Keys are a comma-separated str: pydantic-settings would parse a list as JSON.

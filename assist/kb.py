@@ -68,6 +68,8 @@ class Intent:
     keywords: tuple[str, ...] = ()
     escalate: bool = False
     priority: int = 3
+    clarify: str = ""  # the question to ask when the customer may mean this intent or another
+    route: str = ""  # skill group / queue that handles it ("" = the default queue)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class KB:
     templates: tuple[ReplyTemplate, ...]
     intents: tuple[Intent, ...]
     content_hash: str = field(default="")
+    out_of_scope_examples: tuple[str, ...] = ()  # intents.yaml: requests this team does not handle
+    builtin_out_of_scope: bool = True  # also learn the package's generic out-of-scope set
 
     @property
     def published(self) -> tuple[Article, ...]:
@@ -90,6 +94,8 @@ class KB:
             "articles": [dataclasses.asdict(a) for a in self.published],
             "templates": [dataclasses.asdict(t) for t in self.templates],
             "intents": [dataclasses.asdict(i) for i in self.intents],
+            "out_of_scope_examples": list(self.out_of_scope_examples),
+            "builtin_out_of_scope": self.builtin_out_of_scope,
         }
 
     @classmethod
@@ -104,6 +110,8 @@ class KB:
             ),
             intents=tuple(_from_dict(Intent, i) for i in data.get("intents", ())),
             content_hash=str(data.get("content_hash") or ""),
+            out_of_scope_examples=tuple(data.get("out_of_scope_examples", ())),
+            builtin_out_of_scope=bool(data.get("builtin_out_of_scope", True)),
         )
 
 
@@ -297,15 +305,35 @@ def _first_line_of(body: str, name: str) -> int:
     return 1
 
 
-def _load_intents(path: Path, rel: str, problems: list[Problem]) -> list[tuple[Intent, int]]:
+@dataclass(frozen=True)
+class _IntentsFile:
+    intents: list[tuple[Intent, int]]
+    out_of_scope_examples: tuple[str, ...] = ()
+    builtin_out_of_scope: bool = True
+
+
+def _load_intents_file(path: Path, rel: str, problems: list[Problem]) -> _IntentsFile:
+    """intents.yaml: `intents:` plus the optional `out_of_scope_examples:` list and `builtin_out_of_scope:` flag."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         problems.append(Problem(path, 1, f"not valid UTF-8 ({exc.reason})"))
-        return []
-    data, _ = _parse_yaml_mapping(text, path, 1, problems)
+        return _IntentsFile([])
+    data, key_lines = _parse_yaml_mapping(text, path, 1, problems)
     if data is None:
-        return []
+        return _IntentsFile([])
+    oos = data.get("out_of_scope_examples") or []
+    if not isinstance(oos, list) or not all(isinstance(e, str) and e.strip() for e in oos):
+        problems.append(Problem(path, key_lines.get("out_of_scope_examples", 1), "'out_of_scope_examples' must be a list of non-empty strings"))
+        oos = []
+    builtin = data.get("builtin_out_of_scope", True)
+    if not isinstance(builtin, bool):
+        problems.append(Problem(path, key_lines.get("builtin_out_of_scope", 1), "'builtin_out_of_scope' must be true or false"))
+        builtin = True
+    return _IntentsFile(_load_intents(data, text, path, problems), tuple(e.strip() for e in oos), builtin)
+
+
+def _load_intents(data: dict, text: str, path: Path, problems: list[Problem]) -> list[tuple[Intent, int]]:
     items = data.get("intents")
     if not isinstance(items, list):
         problems.append(Problem(path, 1, "expected a top-level 'intents:' list"))
@@ -326,6 +354,9 @@ def _load_intents(path: Path, rel: str, problems: list[Problem]) -> list[tuple[I
             problems.append(Problem(path, line, f"intent '{name}' has no examples"))
             examples = []
         keywords = item.get("keywords") or []
+        for key in ("clarify", "route"):
+            if item.get(key) is not None and not isinstance(item.get(key), str):
+                problems.append(Problem(path, line, f"intent '{name}': '{key}' must be a string"))
         intents.append(
             (
                 Intent(
@@ -336,6 +367,8 @@ def _load_intents(path: Path, rel: str, problems: list[Problem]) -> list[tuple[I
                     keywords=tuple(str(k) for k in keywords) if isinstance(keywords, list) else (),
                     escalate=bool(item.get("escalate", False)),
                     priority=int(item.get("priority", 3)) if str(item.get("priority", 3)).isdigit() else 3,
+                    clarify=str(item.get("clarify") or "").strip() if isinstance(item.get("clarify"), str) else "",
+                    route=str(item.get("route") or "").strip() if isinstance(item.get("route"), str) else "",
                 ),
                 line,
             )
@@ -379,7 +412,8 @@ def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
 
     articles = [a for p in article_files if (a := _load_article(p, rel(p), problems))]
     templates = [t for p in template_files if (t := _load_template(p, rel(p), problems))]
-    intent_rows = _load_intents(intents_file, rel(intents_file), problems) if intents_file.exists() else []
+    intents_doc = _load_intents_file(intents_file, rel(intents_file), problems) if intents_file.exists() else _IntentsFile([])
+    intent_rows = intents_doc.intents
 
     seen_ids: dict[str, str] = {}
     for item in [*articles, *templates]:
@@ -408,6 +442,8 @@ def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
         templates=tuple(templates),
         intents=tuple(i for i, _ in intent_rows),
         content_hash=_content_hash(root, files),
+        out_of_scope_examples=intents_doc.out_of_scope_examples,
+        builtin_out_of_scope=intents_doc.builtin_out_of_scope,
     )
     return kb, sorted(problems, key=lambda p: (str(p.path), p.line))
 

@@ -9,6 +9,7 @@ from assist.config import Settings
 from assist.errors import AssistError
 from assist.index.embed import describe, embedder_from_settings
 from assist.index.store import build_index, open_index
+from assist.suggest.classifier import expected_calibration_error, reliability
 from assist.suggest.intent import is_latin
 from assist.suggest.pipeline import Suggester
 from evals.io import eval_index_dir, load_conversations
@@ -86,6 +87,7 @@ def score_records(records: list[dict]) -> dict:
     out.update({
         "intent_accuracy": sum(g == p for g, p in zip(gold, pred)) / len(records) if records else 0.0,
         "intent_macro_f1": macro_f1(gold, pred),
+        "intent_ece": expected_calibration_error([r["intent_confidence"] for r in records], [g == p for g, p in zip(gold, pred)]),
         "oos_precision": oos["precision"], "oos_recall": oos["recall"],
         "escalation_precision": esc["precision"], "escalation_recall": esc["recall"],
         "abstain_rate_in_scope": sum(r["abstained"] for r in in_scope) / len(in_scope) if in_scope else 0.0,
@@ -149,6 +151,7 @@ def run_conversations(suggester: Suggester, rows: list[dict], variants=VARIANTS,
             data["variants"][variant] = {**score_records(records), "slices": slices(records, english_articles)}
     main = records_by_variant.get("full") or next(iter(records_by_variant.values()))
     data["per_intent"] = per_intent(main)
+    data["reliability"] = reliability([r["intent_confidence"] for r in main], [r["intent"] == r["gold_intent"] for r in main])
     data["misses"] = [
         {k: r[k] for k in ("id", "query", "gold_intent", "intent", "relevant", "answers", "abstained")}
         for r in main if r["relevant"] and not set(r["answers"][:3]) & set(r["relevant"])

@@ -8,7 +8,7 @@ from pathlib import Path
 from evals.io import write_jsonl
 
 # Lower is better for these; every other numeric metric is higher-is-better.
-LOWER_IS_BETTER = ("latency", "abstain_rate_in_scope")
+LOWER_IS_BETTER = ("latency", "abstain_rate_in_scope", "ece")
 # Latency depends on the machine: shown, never gated.
 NOT_GATED = ("latency",)
 
@@ -67,7 +67,7 @@ def _flatten(report: dict) -> dict[str, float]:
             for name, value in slice_metrics.items():
                 if isinstance(value, (int, float)) and name != "n":
                     out[f"{variant}.{slice_name}.{name}"] = float(value)
-    for name in ("accuracy", "macro_f1", "oos_precision", "oos_recall"):
+    for name in ("accuracy", "macro_f1", "oos_precision", "oos_recall", "ece"):
         if isinstance(report.get(name), (int, float)):
             out[name] = float(report[name])
     return out
@@ -149,6 +149,33 @@ def _svg_histogram(values: list[float], title: str, w: int = 420, h: int = 200, 
     return "".join(parts)
 
 
+def _svg_reliability(bins: list[dict], title: str, w: int = 300, h: int = 300) -> str:
+    """Reliability diagram: per confidence bin, accuracy (bar) against the diagonal of perfect calibration."""
+    pad = 36
+    side = min(w, h) - 2 * pad
+    def x(v):
+        return pad + side * v
+    def y(v):
+        return pad + side * (1 - v)
+    parts = [f'<svg width="{w}" height="{h}" role="img"><title>{html.escape(title)}</title>',
+             f'<text x="4" y="16" font-size="13">{html.escape(title)}</text>',
+             f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" stroke="#999" stroke-dasharray="4"/>',
+             f'<rect x="{x(0)}" y="{y(1)}" width="{side}" height="{side}" fill="none" stroke="#ccc"/>']
+    for b in bins:
+        if not b.get("n"):
+            continue
+        bw = side * (b["high"] - b["low"])
+        parts.append(f'<rect x="{x(b["low"]) + 1:.1f}" y="{y(b["accuracy"]):.1f}" width="{bw - 2:.1f}" '
+                     f'height="{side * b["accuracy"]:.1f}" fill="#2563eb" opacity="0.75"><title>{b["low"]:.1f}–{b["high"]:.1f}: '
+                     f'n={b["n"]}, confidence {b["confidence"]:.2f}, accuracy {b["accuracy"]:.2f}</title></rect>'
+                     f'<circle cx="{x(b["confidence"]):.1f}" cy="{y(b["confidence"]):.1f}" r="2.5" fill="#dc2626"/>')
+    for t in (0, 0.5, 1):
+        parts.append(f'<text x="{x(t) - 6:.1f}" y="{h - 14}" font-size="10">{t:.1f}</text>'
+                     f'<text x="6" y="{y(t) + 4:.1f}" font-size="10">{t:.1f}</text>')
+    parts.append(f'<text x="{pad}" y="{h - 2}" font-size="10">confidence shown (red dot: mean) · bar: how often right</text></svg>')
+    return "".join(parts)
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(f'{c:.3f}' if isinstance(c, float) else str(c))}</td>" for c in r) + "</tr>" for r in rows)
@@ -185,6 +212,10 @@ def render_html(report: dict, records: dict[str, list[dict]] | None = None, titl
     if per_intent:
         parts.append(_svg_bars([(n, v["intent_accuracy"]) for n, v in per_intent.items()], "intent accuracy per intent (full)"))
         parts.append(_svg_bars([(n, v["answer_hit@3"]) for n, v in per_intent.items() if v["answer_hit@3"] is not None], "answer hit@3 per intent (full)"))
+    if report.get("reliability"):
+        ece = report.get("ece", (variants.get("full") or {}).get("intent_ece"))
+        parts.append(_svg_reliability(report["reliability"], f"intent confidence reliability (ECE {ece:.3f})" if ece is not None
+                                      else "intent confidence reliability"))
     main = records.get("full") or next(iter(records.values()), [])
     if main:
         parts.append(_svg_histogram([r["latency_ms"] for r in main], "suggest latency (full pipeline)"))

@@ -143,10 +143,10 @@ def test_eval_intents_reports_accuracy_and_out_of_scope(env):
             "refund": ["退款什么时候到账", "退款到账要几天", "钱什么时候退回来"],
             "shipping": ["快递怎么还没到", "物流不更新了", "包裹几天没动"],
         }.items() for t in texts
-    ] + [{"text": "今天天气怎么样", "intent": "oos", "is_oos": True}])
+    ] + [{"text": t, "intent": "oos", "is_oos": True} for t in ["今天天气怎么样", "明天会下雨吗", "这只股票会涨吗", "讲个笑话吧"]])
     test = write_rows(env / "test.jsonl", [
         {"text": "退款几天到账", "intent": "refund"}, {"text": "快递物流不更新", "intent": "shipping"},
-        {"text": "股票明天涨不涨", "intent": "oos", "is_oos": True},
+        {"text": "这只股票明天会涨吗", "intent": "oos", "is_oos": True},
     ])
     out = env / "out"
     result = runner.invoke(app, ["eval", "intents", "--train", str(train), "--test", str(test), "--out", str(out)])
@@ -154,6 +154,7 @@ def test_eval_intents_reports_accuracy_and_out_of_scope(env):
     report = json.loads((out / "report.json").read_text())
     assert report["n"] == 3 and report["in_scope_accuracy"] == 1.0
     assert report["oos_recall"] == 1.0 and report["accuracy"] == 1.0
+    assert 0 <= report["ece"] <= 1 and len(report["reliability"]) == 10 and report["train"]["out_of_scope_rows"] == 4
     assert json.loads(result.stdout.strip().splitlines()[-1]) == report
 
 

@@ -98,6 +98,7 @@ class Index:
         self.embedder = embedder
         self.kb = kb
         self.hybrid = hybrid
+        self.intent_model = None  # the version's trained intent model (assist.suggest.classifier), when it has one
         self._kind_rows: dict[str, np.ndarray] = {}
         self._kind_mask: dict[str, np.ndarray] = {}
         self._vectors_in_faiss = stores_vectors(dense_index)

@@ -9,6 +9,7 @@ Layout of an index folder:
     <version>/dense.faiss   FAISS inner-product index
     <version>/lexical/      bm25s files + the jieba user dictionary
     <version>/kb.json       snapshot of articles, templates and intents, so a version serves on its own
+    <version>/intent-model.npz  the intent model trained on this KB (assist.suggest.classifier)
 """
 
 import contextlib
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assist.config import ChunkSettings, DenseSettings, HybridSettings, Settings, package_version
+from assist.config import ChunkSettings, DenseSettings, HybridSettings, IntentSettings, Settings, package_version
 from assist.errors import AssistError, IndexMismatch, IndexNotFound
 from assist.index.chunk import Chunk, chunk_kb
 from assist.index.dense import build_dense, choose_kind, load_dense, save_dense
@@ -35,6 +36,7 @@ from assist.index.embed import Embedder, embedder_from_settings
 from assist.index.lexical import LexicalIndex, user_words
 from assist.index.search import Index
 from assist.kb import KB, load_kb
+from assist.suggest.classifier import MODEL_FILE, IntentModel
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +176,7 @@ def build_index(
     *,
     chunking: ChunkSettings = ChunkSettings(),
     dense: DenseSettings = DenseSettings(),
+    intent: IntentSettings = IntentSettings(),
     keep_versions: int = 5,
     progress: bool = False,
 ) -> BuildResult:
@@ -182,7 +185,7 @@ def build_index(
     chunks = chunk_kb(kb, chunking.size, chunking.overlap)
     return build_from_chunks(
         chunks, index_dir, embedder, kb=kb, words=user_words(kb),
-        chunking=chunking, dense=dense, keep_versions=keep_versions, progress=progress,
+        chunking=chunking, dense=dense, intent=intent, keep_versions=keep_versions, progress=progress,
     )
 
 
@@ -195,6 +198,7 @@ def build_from_chunks(
     words: list[str] = (),
     chunking: ChunkSettings = ChunkSettings(),
     dense: DenseSettings = DenseSettings(),
+    intent: IntentSettings = IntentSettings(),
     keep_versions: int = 5,
     progress: bool = False,
 ) -> BuildResult:
@@ -218,6 +222,9 @@ def build_from_chunks(
             for c in chunks:
                 f.write(json.dumps(dataclasses.asdict(c), ensure_ascii=False) + "\n")
         snapshot = (kb or KB(root="", articles=(), templates=(), intents=())).to_snapshot()
+        intent_model = _train_intents(kb, chunks, vectors, index_dir, embedder, intent, progress) if kb else None
+        if intent_model is not None:
+            intent_model.save(work / MODEL_FILE)
         (work / "kb.json").write_text(json.dumps(snapshot, ensure_ascii=False), encoding="utf-8")
         seconds = time.perf_counter() - start
         manifest = {
@@ -238,6 +245,7 @@ def build_from_chunks(
                 "intents": len(kb.intents) if kb else 0,
             },
             "counts": {"chunks": len(chunks), "embedded": embedded, "reused": len(chunks) - embedded},
+            "intent_model": intent_model.info if intent_model is not None else None,
             "build_seconds": round(seconds, 3),
         }
         (work / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -273,6 +281,39 @@ def _embed_chunks(chunks: list[Chunk], index_dir: Path, embedder: Embedder, prog
         return vectors, len(todo)
     finally:
         cache.close()
+
+
+def query_vectors(texts: list[str], index_dir: Path, embedder: Embedder) -> np.ndarray:
+    """Query-side vectors of `texts` (intent training rows), cached like chunk vectors under the query model."""
+    model_id = "query:" + getattr(embedder, "query_model_id", embedder.model_id)
+    Path(index_dir).mkdir(parents=True, exist_ok=True)
+    cache = EmbeddingCache(index_dir / "embed-cache.sqlite")
+    try:
+        hashes = [text_hash(t) for t in texts]
+        known = cache.get(model_id, list(set(hashes)))
+        todo = [t for t, h in dict(zip(texts, hashes)).items() if h not in known]
+        for i in range(0, len(todo), 128):
+            part = todo[i : i + 128]
+            fresh = dict(zip((text_hash(t) for t in part), embedder.encode_queries(part)))
+            cache.put(model_id, fresh)
+            known.update(fresh)
+        return np.stack([known[h] for h in hashes]).astype(np.float32) if texts else np.zeros((0, embedder.dim), np.float32)
+    finally:
+        cache.close()
+
+
+def _train_intents(kb: KB, chunks: list[Chunk], vectors: np.ndarray, index_dir: Path, embedder: Embedder,
+                   settings: IntentSettings, progress: bool) -> IntentModel | None:
+    from assist.suggest.intent import train_for_kb
+
+    if progress and kb.intents:
+        from rich.console import Console
+
+        Console(stderr=True).print("training the intent model ...")
+    model = train_for_kb(kb, chunks, lambda texts: query_vectors(texts, index_dir, embedder), settings.options(), vectors)
+    if model is not None:
+        log.info("intent model: %s", model.info)
+    return model
 
 
 def _new_version_name(index_dir: Path, kb_hash: str) -> str:
@@ -330,7 +371,10 @@ def load_index(
         chunks = [_chunk_from_json(json.loads(line)) for line in f]
     vectors = np.load(path / "vectors.npy", mmap_mode="r")
     kb = KB.from_snapshot(json.loads((path / "kb.json").read_text(encoding="utf-8")))
-    return Index(path, manifest, chunks, vectors, load_dense(path / "dense.faiss", dense), LexicalIndex.load(path / "lexical"), embedder, kb, hybrid)
+    index = Index(path, manifest, chunks, vectors, load_dense(path / "dense.faiss", dense), LexicalIndex.load(path / "lexical"), embedder, kb, hybrid)
+    if (path / MODEL_FILE).is_file():
+        index.intent_model = IntentModel.load(path / MODEL_FILE)
+    return index
 
 
 def open_index(settings: Settings, index_dir: Path | None = None, embedder: Embedder | None = None,

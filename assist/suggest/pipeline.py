@@ -71,11 +71,6 @@ def parse_turns(conversation: list) -> list[Turn]:
     return turns
 
 
-def _detector_options(s: SuggestSettings) -> dict:
-    return {"oos_threshold": s.intent_oos_threshold, "temperature": s.intent_temperature,
-            "keyword_bonus": s.intent_keyword_bonus, "latin_offset": s.latin_offset}
-
-
 class Suggester:
     """The suggest pipeline over one loaded index version (its KB snapshot gives intents and templates)."""
 
@@ -85,16 +80,12 @@ class Suggester:
         self.intents = list(index.kb.intents)
         self._escalating = {i.name for i in self.intents if i.escalate}
         self.templates = {t.id: t for t in index.kb.templates}
-        self.detector = IntentDetector(self.intents, index.embedder, **_detector_options(settings))
+        self.detector = IntentDetector(self.intents, index.intent_model)
 
     def with_settings(self, **update) -> "Suggester":
-        """A copy with some settings changed (evals and tuning switch pieces off or try other values).
-
-        The intent detector's encoded examples are shared; its decision settings follow the update.
-        """
+        """A copy with some settings changed (evals and tuning switch pieces off or try other values)."""
         other = copy.copy(self)
         other.settings = self.settings.model_validate({**self.settings.model_dump(), **update})
-        other.detector = self.detector.with_options(**_detector_options(other.settings))
         return other
 
     def suggest(self, conversation: list, customer: dict | None = None, top_k: int | None = None,
@@ -117,8 +108,8 @@ class Suggester:
         customer_texts = [t.text for t in turns if t.role == "customer"]
         lap("query")
         qvec = bm25_ahead = None
-        if query.text and mode != "bm25":
-            if mode == "hybrid":  # jieba + BM25 (pure Python) meanwhile; search then finds the lexical memo
+        if query.text:  # the intent model reads the query vector in every mode
+            if mode in ("hybrid", "bm25"):  # jieba + BM25 (pure Python) meanwhile; search then finds the lexical memo
                 bm25_ahead = _side_thread().submit(self.index.lexical.scores, query.text)
             qvec = self.index.embedder.encode_queries([query.text])[0]
             if bm25_ahead is not None:
@@ -126,8 +117,7 @@ class Suggester:
         lap("encode")
         hits = self.index.search(query.text, k=max(4 * top_k, 20), mode=mode, kind="article", query_vector=qvec) if query.text else []
         lap("retrieve")
-        evidence = self.detector.evidence(hits) if qvec is not None else None
-        intent = self.detector.detect(query.text, qvec, evidence=evidence)
+        intent = self.detector.detect(query.text, qvec, hits)
         lap("intent")
         emotion = detect_emotion(customer_texts, intent.name in self._escalating, s.escalate_level)
         lap("emotion")
