@@ -142,8 +142,33 @@ class IntentScoreOut(BaseModel):
 
 
 class IntentOut(IntentScoreOut):
+    confidence: float = Field(description="calibrated: the probability that this intent is right (0.8 = right about 8 times in 10)")
     escalate: bool = Field(description="the intent itself calls for escalation (e.g. a complaint)")
-    alternatives: list[IntentScoreOut]
+    alternatives: list[IntentScoreOut] = Field(description="the next most likely intents with their probabilities")
+
+
+class ClarifyOptionOut(BaseModel):
+    intent: str
+    label: str
+
+
+class ClarifyOut(BaseModel):
+    question: str = Field(description="a question the agent can send to tell the options apart: the intent's own "
+                          "`clarify` from intents.yaml, else one built from the labels")
+    options: list[ClarifyOptionOut] = Field(description="the intents the question separates, most likely first")
+
+
+class RouteOut(BaseModel):
+    queue: str = Field(description="skill group / queue that owns the request: the intent's `route`, the default "
+                       "queue, or the supervisor queue when escalating")
+    priority: int = Field(ge=1, le=5, description="1 = most urgent: the intent's priority, raised for VIP customers, 1 when escalating")
+    reason: str = Field(description="why this queue and priority, for the agent")
+    transfer: bool = Field(description="true when the conversation must go to the supervisor queue (then `handoff` is set)")
+
+
+class HandoffOut(BaseModel):
+    note: str = Field(description="redacted note for the next agent: intent, entities found, emotion cues, "
+                      "articles and templates already suggested, the customer's last words")
 
 
 class EmotionOut(BaseModel):
@@ -187,6 +212,9 @@ class SuggestResponse(BaseModel):
     answers: list[AnswerOut]
     templates: list[TemplateOut]
     abstained: bool = Field(description="true when the knowledge base has no good answer")
+    clarify: ClarifyOut | None = Field(None, description="set when the intent is unsure: ask before guessing")
+    route: RouteOut
+    handoff: HandoffOut | None = Field(None, description="set for transfers (route.transfer)")
     top_similarity: float | None = Field(None, description="best dense similarity of any article section")
     query: str = Field(description="the retrieval query built from the conversation")
     index_version: str
@@ -205,6 +233,11 @@ class SuggestResponse(BaseModel):
                                    "text": "李先生，您的订单 DD202611230001 的退款已经审核通过……", "missing_variables": [], "missing": [],
                                    "score": 0.82, "tier": None}],
                     "abstained": False,
+                    "clarify": {"question": "请问您的退货已经寄回并被仓库签收了吗？",
+                                "options": [{"intent": "refund_status", "label": "退款进度"},
+                                            {"intent": "return_request", "label": "退货申请"}]},
+                    "route": {"queue": "after_sales", "priority": 2, "reason": "意图：退款进度", "transfer": False},
+                    "handoff": None,
                     "top_similarity": 0.86,
                     "query": "退款多久能到账？我是用银行卡付的",
                     "index_version": "20261123-134538-173be5",

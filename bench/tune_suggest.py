@@ -42,7 +42,7 @@ def main():
     ap.add_argument("--dataset", default="evals/queries.jsonl")
     ap.add_argument("--index-dir", type=Path, help="index to replay against [default: the sample KB's eval index]")
     floats = lambda text: [float(x) for x in text.split(",")]  # noqa: E731
-    ap.add_argument("--oos", type=floats, default=[0.87, 0.88], help="intent out-of-scope thresholds to try")
+    ap.add_argument("--boost", type=floats, default=[0.1, 0.2, 0.3], help="intent_boost values to try")
     ap.add_argument("--abstain", type=floats, default=[0.8], help="abstain_min_dense values to try")
     ap.add_argument("--abstain-oos", type=floats, default=[0.86, 0.88], help="abstain_min_dense_oos values to try")
     args = ap.parse_args()
@@ -55,14 +55,13 @@ def main():
     cols = ["answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall",
             "oos_precision", "escalation_recall", "abstain_rate_in_scope", "abstain_rate_oos"]
     print(f"model: {describe(inner)}")
-    print("bm25_w boost oos_t ab_in ab_oos " + " ".join(f"{c[-14:]:>14}" for c in cols))
-    grid = itertools.product([s.hybrid.bm25_weight], [s.suggest.intent_boost], args.oos, args.abstain, args.abstain_oos)
-    for w, boost, oos, ab_in, ab_oos in grid:
+    print("bm25_w boost ab_in ab_oos " + " ".join(f"{c[-14:]:>14}" for c in cols))
+    grid = itertools.product([s.hybrid.bm25_weight], args.boost, args.abstain, args.abstain_oos)
+    for w, boost, ab_in, ab_oos in grid:
         index.hybrid = s.hybrid.model_copy(update={"bm25_weight": w})
-        sug = base.with_settings(intent_boost=boost, abstain_min_dense=ab_in, abstain_min_dense_oos=ab_oos,
-                                 intent_oos_threshold=oos)
+        sug = base.with_settings(intent_boost=boost, abstain_min_dense=ab_in, abstain_min_dense_oos=ab_oos)
         m = score_records(replay(sug, rows, "full"))
-        print(f"{w:6} {boost:5} {oos:5} {ab_in:5} {ab_oos:5}  " + " ".join(f"{m[c]:>14.3f}" for c in cols), flush=True)
+        print(f"{w:6} {boost:5} {ab_in:5} {ab_oos:5}  " + " ".join(f"{m[c]:>14.3f}" for c in cols), flush=True)
 
 
 if __name__ == "__main__":

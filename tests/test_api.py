@@ -20,7 +20,7 @@ KEY, ADMIN = "agent-key-0123456789", "admin-token-0123456789"
 AGENT = {"X-API-Key": KEY}
 BOSS = {"Authorization": f"Bearer {ADMIN}"}
 # The hashing fake gives lower cosines than a real model (see test_suggest.py).
-FAKE_SUGGEST = {"intent_oos_threshold": 0.25, "abstain_min_dense": 0.15, "abstain_min_dense_oos": 0.3}
+FAKE_SUGGEST = {"abstain_min_dense": 0.15, "abstain_min_dense_oos": 0.3}
 REFUND = {"conversation": [{"role": "customer", "text": "订单 DD202611230001 退款到账要多久？银行卡"}], "customer": {"name": "李先生"}}
 
 

@@ -15,7 +15,7 @@ from assist.suggest.templates import MissingVariable, extract_entities, render
 from tests.conftest import TINY_KB
 
 # The hashing fake gives lower cosines than a real model: thresholds scaled to it.
-FAKE = SuggestSettings(intent_oos_threshold=0.25, abstain_min_dense=0.15, abstain_min_dense_oos=0.3)
+FAKE = SuggestSettings(abstain_min_dense=0.15, abstain_min_dense_oos=0.3)
 
 
 def c(text):

@@ -116,6 +116,7 @@ class IntentResult:
     escalate: bool = False
     similarity: float = 0.0  # mean cosine of the nearest intent examples, for evals
     in_scope: float = 1.0  # probability that the request is one this KB handles at all
+    probability: float = 1.0  # the model's class probability of this intent (alternatives carry theirs)
 
 
 class IntentDetector:
@@ -144,8 +145,9 @@ class IntentDetector:
                                 False, pred.similarity, round(pred.in_scope, 4))
         chosen = self._by_name.get(pred.name)
         others = tuple(r for r in ranked if r.name != pred.name)[:top]
+        probability = float(pred.probabilities[classes.index(pred.name)])
         return IntentResult(pred.name, self.label(pred.name), round(pred.confidence, 4), others,
-                            bool(chosen and chosen.escalate), pred.similarity, round(pred.in_scope, 4))
+                            bool(chosen and chosen.escalate), pred.similarity, round(pred.in_scope, 4), round(probability, 4))
 
     def evidence(self, hits) -> np.ndarray | None:
         """Per model class, the best dense score among retrieved chunks written for it (as at training)."""

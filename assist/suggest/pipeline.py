@@ -13,9 +13,8 @@ from assist.suggest.emotion import Emotion, detect_emotion
 from assist.suggest.intent import IntentDetector, IntentResult, is_latin
 from assist.suggest.query import ROLES, Query, Turn, build_query, last_turn_query
 from assist.suggest.rank import Answer, best_per_article, boosted, should_abstain, to_answers, without_regulator_channels
+from assist.suggest.routing import VIP_TIERS, Clarify, Handoff, Route, clarify_for, handoff_note, route_for
 from assist.suggest.templates import RenderedTemplate, extract_entities, render
-
-VIP_TIERS = ("vip", "svip")
 
 
 @functools.cache
@@ -35,6 +34,9 @@ class Suggestion:
     top_similarity: float | None  # best dense similarity of any article section: how sure retrieval is
     index_version: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    clarify: Clarify | None = None
+    route: Route | None = None
+    handoff: Handoff | None = None
 
     def to_dict(self) -> dict:
         """The JSON shape of DESIGN §4."""
@@ -49,6 +51,10 @@ class Suggestion:
             "templates": [{**asdict(t), "missing_variables": list(t.missing_variables),
                            "missing": [asdict(m) for m in t.missing]} for t in self.templates],
             "abstained": self.abstained,
+            "clarify": None if self.clarify is None else {
+                "question": self.clarify.question, "options": [asdict(o) for o in self.clarify.options]},
+            "route": None if self.route is None else asdict(self.route),
+            "handoff": None if self.handoff is None else asdict(self.handoff),
             "top_similarity": None if self.top_similarity is None else round(self.top_similarity, 4),
             "query": self.query.text,
             "index_version": self.index_version,
@@ -79,6 +85,7 @@ class Suggester:
         self.settings = settings
         self.intents = list(index.kb.intents)
         self._escalating = {i.name for i in self.intents if i.escalate}
+        self._intents = {i.name: i for i in self.intents}
         self.templates = {t.id: t for t in index.kb.templates}
         self.detector = IntentDetector(self.intents, index.intent_model)
 
@@ -134,8 +141,17 @@ class Suggester:
         lap("rank")
         templates = self._templates(query, qvec, intent, emotion, customer, customer_texts, mode, abstained) if query.text else []
         lap("templates")
+        clarify = clarify_for(intent, self._intents, s, is_latin(query.text)) if query.text and not abstained else None
+        route = route_for(intent, emotion, customer, self._intents, s)
+        handoff = None
+        if route.transfer:
+            handoff = handoff_note(route, intent, emotion, extract_entities(customer_texts), customer,
+                                   [a.title for a in answers], [t.title for t in templates],
+                                   customer_texts[-1] if customer_texts else "")
+        lap("route")
         timings["total"] = round(sum(timings.values()), 3)
-        return Suggestion(intent, emotion, answers, templates, query, abstained, top_similarity, self.index.version, timings)
+        return Suggestion(intent, emotion, answers, templates, query, abstained, top_similarity, self.index.version, timings,
+                          clarify, route, handoff)
 
     def _templates(self, query: Query, qvec, intent: IntentResult, emotion: Emotion, customer: dict,
                    customer_texts: list[str], mode: str, abstained: bool) -> list[RenderedTemplate]:
