@@ -71,6 +71,33 @@ def test_suggest_returns_intent_answers_and_filled_templates(client, built):
     assert body["timings_ms"]["total"] > 0
 
 
+def test_suggest_routes_and_hands_off_an_escalating_customer(client):
+    calm = client.post("/v1/suggest", json=REFUND, headers=AGENT).json()
+    assert calm["route"] == {"queue": "after_sales", "priority": 2, "reason": "意图：退款进度", "transfer": False}
+    assert calm["handoff"] is None
+    angry = {"conversation": [{"role": "customer", "text": "还没到账！！我要投诉，再不退钱就打12315，电话13812345678"}],
+             "customer": {"tier": "vip"}}
+    body = client.post("/v1/suggest", json=angry, headers=AGENT).json()
+    assert body["route"]["queue"] == "supervisor" and body["route"]["priority"] == 1 and body["route"]["transfer"]
+    assert "VIP 客户" in body["route"]["reason"]
+    note = body["handoff"]["note"]
+    assert note.startswith("【转接】supervisor") and "13812345678" not in note and "[手机号]" in note
+
+
+def test_suggest_clarifies_when_two_intents_are_close(built):
+    tmp, _ = built
+    ask = {"conversation": [{"role": "customer", "text": "我的钱和包裹都没消息"}]}
+    with TestClient(create_app(make_settings(tmp, suggest={**FAKE_SUGGEST, "clarify_margin": 0.5}))) as wide:
+        body = wide.post("/v1/suggest", json=ask, headers=AGENT).json()
+        assert body["clarify"]["options"][0] == {"intent": "shipping_delay", "label": "物流延迟"}
+        assert {o["intent"] for o in body["clarify"]["options"]} >= {"shipping_delay", "refund_status"}
+        assert "「物流延迟」还是「退款进度」" in body["clarify"]["question"]
+        assert wide.post("/v1/suggest", json=REFUND, headers=AGENT).json()["clarify"] is None  # a clear request
+    with TestClient(create_app(make_settings(tmp, suggest={**FAKE_SUGGEST, "clarify_below": 1.0}))) as always:
+        body = always.post("/v1/suggest", json=REFUND, headers=AGENT).json()
+        assert body["clarify"]["question"] == "请问您的退货已经寄回并被仓库签收了吗？"  # declared in intents.yaml
+
+
 def test_top_k_limits_the_answers(client):
     r = client.post("/v1/suggest", json={**REFUND, "top_k": 1}, headers=AGENT)
     assert r.status_code == 200 and len(r.json()["answers"]) == 1

@@ -83,6 +83,10 @@ def test_live_suggest_round_trip(live):
         body = r.json()
         assert body["intent"]["name"] == "refund_status" and body["answers"][0]["article_id"] == "refund-timing"
         assert body["index_version"] == live.first_version
+        assert body["route"]["queue"] == "after_sales" and body["clarify"] is None and body["handoff"] is None
+        angry = c.post("/v1/suggest", headers=AGENT, json={"conversation": [
+            {"role": "customer", "text": "还没到账！！我要投诉，再不退钱就打12315"}]}).json()
+        assert angry["route"]["transfer"] and angry["handoff"]["note"].startswith("【转接】supervisor")
         big = c.post("/v1/suggest", content=b"{" + b" " * 70000 + b"}", headers={**AGENT, "content-type": "application/json"})
         assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
         many = {"conversation": [{"role": "customer", "text": "退款"}] * 51}

@@ -609,3 +609,52 @@ def test_out_of_scope_english_and_code_conversations(open_sidebar):
     expect(page.locator("#answers .card.answer").first).to_have_attribute("data-id", "refund-timing")
     expect(page.locator('.card.template input[data-var="order_id"]')).to_have_count(0)  # the order number was filled in
     shoot(page, "sku")
+
+
+@pytest.fixture(scope="module")
+def clarify_server(tmp_path_factory, embedder):
+    """Like `server`, with a wide clarify margin: two intents within 0.5 of each other ask first."""
+    yield from start_sidebar_server(tmp_path_factory.mktemp("sidebar-clarify"), embedder,
+                                    ASSIST_SUGGEST__CLARIFY_MARGIN="0.5")
+
+
+@pytest.fixture
+def open_clarify_sidebar(browser, clarify_server):
+    yield from _opened_sidebars(browser, clarify_server)
+
+
+def test_an_unsure_intent_offers_a_clarifying_question_to_send(open_clarify_sidebar):
+    page = open_clarify_sidebar()
+    say(page, "我的钱和包裹都没消息")
+    box = page.locator("#clarify")
+    expect(box).to_be_visible()
+    options = box.locator(".alt").all_text_contents()
+    assert set(options) == {"物流延迟", "退款进度"}, options
+    question = box.locator(".clarify-question").inner_text()
+    assert question.startswith("为了更准确地帮您处理") and "「物流延迟」" in question, question
+    expect(page.locator("#route .queue")).to_have_text("logistics")  # the intent's route in intents.yaml
+    shoot(page, "clarify")
+    box.get_by_role("button", name="插入追问").click()
+    expect(page.locator("#composer-text")).to_have_value(question)
+    expect(page.locator('input[name="role"][value="agent"]')).to_be_checked()
+
+
+def test_a_transfer_shows_the_route_and_a_handoff_note_to_copy(open_sidebar):
+    page = open_sidebar()
+    page.select_option("#cust-tier", "VIP")
+    say(page, "我的退款一周了还没到账")
+    expect(page.locator("#route .queue")).to_have_text("after_sales")
+    expect(page.locator("#handoff")).to_have_count(0)
+    say(page, ANGRY + "，电话 13812345678")
+    route = page.locator("#route")
+    expect(route.locator(".queue")).to_have_text("supervisor")
+    expect(route.locator(".priority")).to_have_text("P1")
+    note = page.locator("#handoff .handoff-note")
+    expect(note).to_contain_text("【转接】supervisor · 优先级 P1")
+    expect(note).to_contain_text("客户等级：VIP")
+    text = note.inner_text()
+    assert "13812345678" not in text and "客户原话" in text and "已推荐知识" in text, text  # redacted; says what was shown
+    page.locator("#handoff-copy").click()
+    expect(page.locator("#toast")).to_have_text("已复制转接说明")
+    assert page.evaluate("navigator.clipboard.readText()") == text
+    shoot(page, "handoff")

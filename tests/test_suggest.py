@@ -317,3 +317,12 @@ def test_an_upset_customer_gets_the_answer_then_the_escalation_template(suggeste
     angry = suggester.suggest([c("快递物流三天没有更新了！！骗子")])
     assert angry.emotion.escalate
     assert [t.template_id for t in angry.templates[:2]] == ["tpl-shipping-delay", "tpl-complaint-apology"]
+
+
+def test_a_follow_up_that_alone_looks_out_of_scope_keeps_the_conversations_intent(suggester):
+    for last in ("对，都第十天了，一分没见着", "我是用支付宝付的款，上周五就批了"):
+        alone = suggester.suggest([c(last)])
+        assert alone.intent.name == "out_of_scope"
+        followed = suggester.suggest([c("我的退款什么时候到账"), {"role": "agent", "text": "请问是哪种支付方式？"}, c(last)])
+        assert followed.intent.name == "refund_status", last
+        assert followed.query.text == last  # retrieval still reads the latest request

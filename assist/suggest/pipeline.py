@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from assist.config import SuggestSettings
 from assist.errors import AssistError
 from assist.index.search import Index
+from assist.kb import OUT_OF_SCOPE
 from assist.suggest.emotion import Emotion, detect_emotion
 from assist.suggest.intent import IntentDetector, IntentResult, is_latin
 from assist.suggest.query import ROLES, Query, Turn, build_query, last_turn_query
@@ -125,6 +126,13 @@ class Suggester:
         hits = self.index.search(query.text, k=max(4 * top_k, 20), mode=mode, kind="article", query_vector=qvec) if query.text else []
         lap("retrieve")
         intent = self.detector.detect(query.text, qvec, hits)
+        if intent.name == OUT_OF_SCOPE and not query.context and not last_turn_only:
+            # alone the latest turn looks out of scope; as a follow-up of the earlier requests it may not be
+            folded = build_query(turns, s.max_context_turns, force_context=True)
+            if folded.context:
+                again = self.detector.detect(folded.text, self.index.embedder.encode_queries([folded.text])[0])
+                if again.name != OUT_OF_SCOPE:
+                    intent = again
         lap("intent")
         emotion = detect_emotion(customer_texts, intent.name in self._escalating, s.escalate_level)
         lap("emotion")

@@ -50,10 +50,12 @@ def needs_context(latest: str, min_chars: int = 8) -> bool:
     return len(content) < min_chars or bool(_DEPENDENT.search(latest))
 
 
-def build_query(turns: list[Turn], max_context: int = 2) -> Query:
+def build_query(turns: list[Turn], max_context: int = 2, force_context: bool = False) -> Query:
     """The latest customer request, plus earlier customer requests when it depends on them.
 
-    Agent turns are context only: they never become the query. Older turns come after the latest one,
+    Agent turns are context only: they never become the query. `force_context` folds the earlier
+    requests in whatever the latest one says (the intent of a follow-up that alone looks out of
+    scope). Older turns come after the latest one,
     so they weigh less for BM25 ties and for the encoder's attention; a self-contained new request
     drops the old topic entirely.
     """
@@ -62,10 +64,10 @@ def build_query(turns: list[Turn], max_context: int = 2) -> Query:
         return Query("", "")
     latest = requests[-1]
     context: list[str] = []
-    if needs_context(latest):
+    if force_context or needs_context(latest):
         for earlier in reversed(requests[:-1]):
             context.append(earlier)
-            if len(context) >= max_context or not needs_context(earlier):
+            if len(context) >= max_context or (not force_context and not needs_context(earlier)):
                 break
     text = "；".join([latest, *context])
     return Query(text, latest, tuple(context))

@@ -10,8 +10,8 @@ import { $, copyText, el, errorText, toast } from "./ui.js";
 
 const LEVEL_LABEL = ["平静", "不耐烦", "不满", "愤怒 / 正式投诉"];
 
-// The intent confidence is not yet a calibrated probability, so agents see a coarse level, never a
-// percentage that looks exact; answers and templates show their rank, never raw fused scores.
+// The intent confidence is calibrated (0.8 = right about 8 times in 10); agents see it as a coarse
+// level with the odds in its tooltip; answers and templates show their rank, never raw fused scores.
 const CONFIDENCE_LEVELS = [[0.8, "高", "high"], [0.5, "中", "medium"], [0, "低", "low"]];
 
 export function confidenceLevel(x) {
@@ -98,6 +98,20 @@ export function createPanel({ client, feedback, hasKey, openSettings, retry, ins
         emo.cues.length ? emo.cues.map((c) => el("span", { class: "cue" }, c)) : el("span", { class: "cue" }, r.intent.label)),
       el("p", { class: "esc-advice" }, "先真诚致歉、不争辩，确认诉求后按投诉流程升级主管 / 建加急工单。"),
     );
+    if (r.handoff) {
+      box.append(el("div", { class: "handoff", id: "handoff" },
+        el("div", { class: "row" }, el("strong", {}, "转接说明"),
+          el("button", { class: "btn btn-link", type: "button", id: "handoff-copy", onclick: () => copyHandoff(r.handoff.note) }, "复制转接说明")),
+        el("pre", { class: "handoff-note" }, r.handoff.note)));
+    }
+  }
+
+  async function copyHandoff(note) {
+    if (await copyText(note)) toast("已复制转接说明");
+  }
+
+  async function copyClarify(question) {
+    if (await copyText(question)) toast("已复制追问");
   }
 
   function renderIntent() {
@@ -113,9 +127,26 @@ export function createPanel({ client, feedback, hasKey, openSettings, retry, ins
       el("div", { class: "intent-main" },
         el("span", { class: "intent-caption" }, "意图"),
         el("span", { class: `intent-label${oos ? " oos" : ""}`, "data-intent": i.name }, oos ? `未识别（${i.label}）` : i.label),
-        el("span", { class: `confidence level-${level.name}`, title: "意图把握：高 / 中 / 低" }, `把握${level.label}`),
+        el("span", { class: `confidence level-${level.name}`, title: `意图把握：约 ${Math.round((Number(i.confidence) || 0) * 10)}/10 次判断正确` }, `把握${level.label}`),
       ),
     );
+    if (r.route) {
+      box.append(el("div", { class: "route", id: "route", title: r.route.reason },
+        el("span", { class: "intent-caption" }, "路由"),
+        el("span", { class: `queue${r.route.transfer ? " transfer" : ""}` }, r.route.queue),
+        el("span", { class: "priority" }, `P${r.route.priority}`),
+        el("span", { class: "route-reason" }, r.route.reason)));
+    }
+    if (r.clarify) {
+      const q = r.clarify.question;
+      box.append(el("div", { class: "clarify", id: "clarify", role: "note" },
+        el("div", { class: "clarify-head" }, el("span", { class: "intent-caption" }, "先确认"),
+          r.clarify.options.map((o) => el("span", { class: "alt", "data-intent": o.intent }, o.label))),
+        el("p", { class: "clarify-question" }, q),
+        el("div", { class: "row" },
+          el("button", { class: "btn btn-primary", type: "button", id: "clarify-insert", onclick: () => insertReply(q) }, "插入追问"),
+          el("button", { class: "btn btn-link", type: "button", onclick: () => copyClarify(q) }, "复制"))));
+    }
     if (i.alternatives && i.alternatives.length) {
       box.append(el("div", { class: "alts" }, el("span", { class: "intent-caption" }, "其他可能"),
         i.alternatives.map((a) => el("span", { class: "alt", "data-intent": a.name }, a.label))));
