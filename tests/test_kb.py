@@ -98,3 +98,27 @@ def test_an_index_serves_the_kb_as_typed_objects(tiny_index):
     template = next(t for t in loaded.templates if t.id == "tpl-refund-timing")
     assert isinstance(template, ReplyTemplate) and all(isinstance(v, Variable) for v in template.variables)
     assert KB.from_snapshot(kb.to_snapshot()) == KB.from_snapshot(loaded.to_snapshot())
+
+
+def test_check_validates_clarify_route_and_out_of_scope_examples(kb_copy):
+    intents = kb_copy / "intents.yaml"
+    text = intents.read_text(encoding="utf-8")
+    text = text.replace("    route: logistics\n", "    route: [logistics]\n")
+    text += "out_of_scope_examples:\n  - 今天天气怎么样\n  - 42\nbuiltin_out_of_scope: maybe\n"
+    intents.write_text(text, encoding="utf-8")
+    _, problems = check_kb(kb_copy)
+    messages = [(p.line, p.message) for p in problems]
+    assert (_line_of(intents, "name: shipping_delay"), "intent 'shipping_delay': 'route' must be a string") in messages
+    assert (_line_of(intents, "out_of_scope_examples:"), "'out_of_scope_examples' must be a list of non-empty strings") in messages
+    assert (_line_of(intents, "builtin_out_of_scope:"), "'builtin_out_of_scope' must be true or false") in messages
+
+
+def test_clarify_route_and_out_of_scope_examples_reach_the_kb(kb_copy):
+    intents = kb_copy / "intents.yaml"
+    intents.write_text(intents.read_text(encoding="utf-8") + "out_of_scope_examples:\n  - 淘宝的订单怎么退\nbuiltin_out_of_scope: false\n",
+                       encoding="utf-8")
+    kb = load_kb(kb_copy)
+    refund = next(i for i in kb.intents if i.name == "refund_status")
+    assert refund.clarify == "请问您的退货已经寄回并被仓库签收了吗？" and refund.route == "after_sales"
+    assert kb.out_of_scope_examples == ("淘宝的订单怎么退",) and kb.builtin_out_of_scope is False
+    assert type(kb).from_snapshot(kb.to_snapshot()).out_of_scope_examples == kb.out_of_scope_examples

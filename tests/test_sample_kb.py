@@ -1,6 +1,7 @@
 """The shipped sample KB and its labelled conversations: sizes, validity, and labels that point at real ids."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -71,3 +72,27 @@ def test_no_conversation_repeats_an_intent_example(rows):
     for r in rows:
         for turn in r["conversation"]:
             assert "".join(turn["text"].split()) not in examples, (r["id"], turn["text"])
+
+
+def _bigrams(text: str) -> set[str]:
+    """Character bigrams without order numbers and SKU codes (shared codes are not shared wording)."""
+    s = "".join(ch for ch in re.sub(r"[A-Za-z-]*\d[A-Za-z0-9-]*", " ", text.lower()) if ch.isalnum())
+    return {s[i:i + 2] for i in range(len(s) - 1)}
+
+
+def test_intent_training_text_does_not_copy_the_eval_conversations(kb, rows):
+    """Examples, out-of-scope examples and the built-in out-of-scope set are written, not lifted from
+    the labelled conversations: no pair reaches a character-bigram Jaccard of 0.5."""
+    from assist.suggest.intent import builtin_out_of_scope
+
+    training = [e for i in kb.intents for e in i.examples] + list(kb.out_of_scope_examples) + list(builtin_out_of_scope())
+    assert len(builtin_out_of_scope()) >= 300
+    grams = [(t, _bigrams(t)) for t in training]
+    for r in rows:
+        for turn in r["conversation"]:
+            if turn["role"] != "customer":
+                continue
+            b = _bigrams(turn["text"])
+            for text, g in grams:
+                if len(b) >= 4 and g:  # a two-word turn ("我是V5会员") shares little but its words
+                    assert len(b & g) / len(b | g) < 0.5, (r["id"], turn["text"], text)

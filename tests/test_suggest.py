@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -6,13 +7,14 @@ from typer.testing import CliRunner
 from assist.cli import app
 from assist.config import SuggestSettings
 from assist.errors import AssistError
+from assist.index.store import build_index, load_index
 from assist.kb import ReplyTemplate, Variable
 from assist.suggest.emotion import detect_emotion
 from assist.suggest.intent import IntentDetector
 from assist.suggest.pipeline import Suggester
 from assist.suggest.query import Turn, build_query, clean, last_turn_query
 from assist.suggest.templates import MissingVariable, extract_entities, render
-from tests.conftest import TINY_KB
+from tests.conftest import CHUNKING, TINY_KB
 
 # The hashing fake gives lower cosines than a real model: thresholds scaled to it.
 FAKE = SuggestSettings(abstain_min_dense=0.15, abstain_min_dense_oos=0.3)
@@ -326,3 +328,45 @@ def test_a_follow_up_that_alone_looks_out_of_scope_keeps_the_conversations_inten
         followed = suggester.suggest([c("我的退款什么时候到账"), {"role": "agent", "text": "请问是哪种支付方式？"}, c(last)])
         assert followed.intent.name == "refund_status", last
         assert followed.query.text == last  # retrieval still reads the latest request
+
+
+def _build_variant(kb_copy, tmp_path, embedder, intents_yaml: str):
+    (kb_copy / "intents.yaml").write_text(intents_yaml, encoding="utf-8")
+    # articles and templates may only name declared intents
+    for path in [*(kb_copy / "articles").rglob("*.md"), *(kb_copy / "templates").rglob("*.md")]:
+        text = path.read_text(encoding="utf-8")
+        path.write_text(re.sub(r"^intents: .*$", "intents: [refund_status]", text, flags=re.MULTILINE), encoding="utf-8")
+    build_index(kb_copy, tmp_path / "idx", embedder, chunking=CHUNKING)
+    return Suggester(load_index(tmp_path / "idx", embedder), FAKE)
+
+
+ONE_INTENT = """intents:
+  - name: refund_status
+    label: 退款进度
+    clarify: 请问您的退货已经寄回并被仓库签收了吗？
+    examples: [退款什么时候到账, 我的钱怎么还没退回来, 退款进度在哪里看]
+"""
+
+
+def test_a_kb_with_one_intent_builds_and_answers(kb_copy, tmp_path, embedder):
+    s = _build_variant(kb_copy, tmp_path, embedder, ONE_INTENT)
+    assert s.index.intent_model.classes == ("refund_status", "out_of_scope")
+    out = s.suggest([c("退款到账要多久？银行卡")])
+    assert out.intent.name == "refund_status" and out.answers[0].article_id == "refund-timing"
+    assert out.clarify is None  # nothing to tell apart
+    assert s.suggest([c("今天天气怎么样")]).intent.name == "out_of_scope"
+
+
+def test_a_kb_without_out_of_scope_examples_builds_and_answers(kb_copy, tmp_path, embedder):
+    closed = ONE_INTENT.replace("    examples:", "    escalate: false\n    examples:") + """  - name: shipping_delay
+    label: 物流延迟
+    examples: [快递三天没动了, 物流一直不更新, 我的包裹怎么还没到]
+builtin_out_of_scope: false
+"""
+    s = _build_variant(kb_copy, tmp_path, embedder, closed)
+    assert s.index.intent_model.classes == ("refund_status", "shipping_delay")  # no out-of-scope class
+    assert s.index.manifest["intent_model"]["out_of_scope_rows"] == 0
+    out = s.suggest([c("退款到账要多久？银行卡")])
+    assert out.intent.name == "refund_status" and out.answers[0].article_id == "refund-timing"
+    assert s.suggest([c("快递好几天没动了")]).intent.name == "shipping_delay"
+    assert 0 < out.intent.confidence <= 1

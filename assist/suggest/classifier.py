@@ -37,23 +37,22 @@ def ngrams(text: str) -> list[str]:
     """Word unigrams and bigrams (a CJK character counts as a word) and character 2- and 3-grams."""
     lowered = text.lower()
     words = _TOKENS.findall(lowered)
-    out = [f"u:{w}" for w in words] + [f"b:{a}{b}" for a, b in zip(words, words[1:])]
+    out = ["u:" + w for w in words]
+    out += ["b:" + a + b for a, b in zip(words, words[1:])]
     s = _SPACE.sub(" ", lowered).strip()
-    for n in (2, 3):
-        out.extend(f"c{n}:{s[i:i + n]}" for i in range(len(s) - n + 1) if " " not in s[i:i + n])
+    out += ["c2:" + s[i:i + 2] for i in range(len(s) - 1) if " " not in s[i:i + 2]]
+    out += ["c3:" + s[i:i + 3] for i in range(len(s) - 2) if " " not in s[i:i + 3]]
     return out
 
 
 def hashed(text: str, buckets: int) -> tuple[np.ndarray, np.ndarray]:
     """(bucket ids, weights): square-root term counts, L2-normalised."""
-    counts: dict[int, float] = {}
-    for g in ngrams(text):
-        h = zlib.crc32(g.encode("utf-8")) % buckets
-        counts[h] = counts.get(h, 0.0) + 1.0
-    if not counts:
+    grams = ngrams(text)
+    if not grams:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    ids = np.fromiter(counts, np.int64, len(counts))
-    w = np.sqrt(np.fromiter(counts.values(), np.float32, len(counts)))
+    ids, counts = np.unique(np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), np.int64, len(grams)) % buckets,
+                            return_counts=True)
+    w = np.sqrt(counts.astype(np.float32))
     return ids, w / np.linalg.norm(w)
 
 

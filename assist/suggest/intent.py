@@ -138,7 +138,8 @@ class IntentDetector:
 
     def result(self, pred, top: int = 3) -> IntentResult:
         classes = self.model.classes
-        order = [int(i) for i in np.argsort(-pred.probabilities, kind="stable") if classes[i] != OUT_OF_SCOPE]
+        best = np.argpartition(-pred.probabilities, min(top + 1, len(classes) - 1))[: top + 2]
+        order = [int(i) for i in best[np.argsort(-pred.probabilities[best], kind="stable")] if classes[i] != OUT_OF_SCOPE]
         ranked = [IntentScore(classes[i], self.label(classes[i]), round(float(pred.probabilities[i]), 4)) for i in order]
         if pred.name == OUT_OF_SCOPE:
             return IntentResult(OUT_OF_SCOPE, OUT_OF_SCOPE_LABEL, round(pred.confidence, 4), tuple(ranked[:top]),
