@@ -20,7 +20,7 @@ VARIANTS = ("full", "hybrid", "dense", "bm25", "last_turn")
 ANSWER_METRICS = ["hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "recall@5"]
 TEMPLATE_METRICS = ["hit@1", "hit@3"]
 # The columns `assist eval run` prints.
-COLUMNS = ("answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall",
+COLUMNS = ("answer_hit@1", "answer_hit@3", "answer_mrr@10", "template_hit@3", "intent_accuracy", "oos_recall", "intent_ece",
            "escalation_precision", "escalation_recall", "abstain_rate_in_scope", "latency_ms_p50")
 
 
