@@ -354,6 +354,8 @@ class IntentInfo(BaseModel):
     keywords: list[str]
     escalate: bool
     priority: int | None = None
+    clarify: str = Field("", description="the question that tells this intent from its neighbours (\"\" = a generic one)")
+    route: str = Field("", description="the queue that handles it (\"\" = the default queue)")
 
 
 class IntentsOut(BaseModel):

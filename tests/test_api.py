@@ -113,6 +113,7 @@ def test_article_template_and_intents(client, built):
     intents = client.get("/v1/intents", headers=AGENT).json()
     names = {i["name"]: i for i in intents["intents"]}
     assert {"refund_status", "shipping_delay", "complaint"} <= set(names) and names["complaint"]["escalate"] is True
+    assert names["refund_status"]["route"] == "after_sales" and names["refund_status"]["clarify"].startswith("请问")
     assert error_of(client.get("/v1/articles/no-such", headers=AGENT), 404)["code"] == "not_found"
     assert error_of(client.get("/v1/templates/no-such", headers=AGENT), 404)["code"] == "not_found"
     # a draft is not served
