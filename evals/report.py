@@ -37,7 +37,7 @@ class Report:
         out.mkdir(parents=True, exist_ok=True)
         written = [out / "report.json"]
         written[0].write_text(json.dumps(self.data, ensure_ascii=False, indent=2), encoding="utf-8")
-        if self.variants:
+        if self.variants or self.data.get("reliability"):
             written.append(out / "report.html")
             written[-1].write_text(render_html(self.data, self.records, self.titles), encoding="utf-8")
         if self.records:
@@ -195,9 +195,13 @@ def render_html(report: dict, records: dict[str, list[dict]] | None = None, titl
         "th{background:#f5f5f5}.plots{display:flex;flex-wrap:wrap;gap:24px}</style></head><body>",
         f"<h1>assist eval report</h1><p>{report.get('n_conversations', report.get('n_queries', ''))} queries · "
         f"index {html.escape(str(report.get('index_version', '')))} · model {html.escape(str(report.get('model', '')))}</p>",
-        "<h2>Metrics per variant</h2>",
-        _table(["metric", *variants], [[m, *[variants[v].get(m, "") for v in variants]] for m in metric_names]),
     ]
+    if variants:
+        parts += ["<h2>Metrics per variant</h2>",
+                  _table(["metric", *variants], [[m, *[variants[v].get(m, "") for v in variants]] for m in metric_names])]
+    else:
+        flat = [[k, v] for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        parts += ["<h2>Metrics</h2>", _table(["metric", "value"], flat)]
     sliced = {v: m["slices"] for v, m in variants.items() if m.get("slices")}
     if sliced:
         parts.append("<h2>Language slices</h2><p>chinese / english requests; cross_lingual: English requests whose "
@@ -217,7 +221,7 @@ def render_html(report: dict, records: dict[str, list[dict]] | None = None, titl
         parts.append(_svg_reliability(report["reliability"], f"intent confidence reliability (ECE {ece:.3f})" if ece is not None
                                       else "intent confidence reliability"))
     main = records.get("full") or next(iter(records.values()), [])
-    if main:
+    if main and "latency_ms" in main[0]:
         parts.append(_svg_histogram([r["latency_ms"] for r in main], "suggest latency (full pipeline)"))
     parts.append("</div>")
     misses = report.get("misses") or []

@@ -155,6 +155,7 @@ def test_eval_intents_reports_accuracy_and_out_of_scope(env):
     assert report["n"] == 3 and report["in_scope_accuracy"] == 1.0
     assert report["oos_recall"] == 1.0 and report["accuracy"] == 1.0
     assert 0 <= report["ece"] <= 1 and len(report["reliability"]) == 10 and report["train"]["out_of_scope_rows"] == 4
+    assert "<svg" in (out / "report.html").read_text()  # the reliability diagram
     assert json.loads(result.stdout.strip().splitlines()[-1]) == report
 
 
