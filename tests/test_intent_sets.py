@@ -53,6 +53,6 @@ def test_intent_model_holds_its_floors(name, cache_dir):
     for metric, floor in FLOORS[name].items():
         assert report[metric] >= floor, (name, metric, report[metric])
     assert report["ece"] <= MAX_ECE, (name, report["ece"])
-    assert report["intent_ms_p50"] < 2.0  # one matrix product, not a model pass
+    assert report["intent_ms_p50"] < 5.0  # a matrix product over the examples, not a model pass
     if name != "clinc150":
         assert report["oos_recall"] == 0.0 and report["gate_threshold"] is None  # closed sets never say out_of_scope
