@@ -97,14 +97,19 @@ def index_build(
     s = get_settings()
     result = build_index(
         kb or s.kb_dir, index_dir or s.index_dir, embedder_from_settings(s, build=True),
-        chunking=s.chunking, dense=s.dense, keep_versions=s.keep_versions, progress=_progress(),
+        chunking=s.chunking, dense=s.dense, intent=s.intent, keep_versions=s.keep_versions, progress=_progress(),
     )
     if json_out:
-        keys = ("version", "chunks", "embedded", "reused", "seconds")
-        typer.echo(json.dumps({k: getattr(result, k) for k in keys}))
+        keys = ("version", "chunks", "embedded", "reused", "seconds", "intent_model")
+        typer.echo(json.dumps({k: getattr(result, k) for k in keys}, ensure_ascii=False))
     else:
         typer.echo(f"built {result.version}: {result.chunks} chunks ({result.embedded} embedded, {result.reused} reused) "
                    f"in {result.seconds:.1f}s -> {result.path}")
+        m = result.intent_model
+        if m:
+            typer.echo(f"intent model: {m['classes']} classes from {m['rows']} rows ({m.get('out_of_scope_rows', 0)} out of scope); "
+                       f"cross-validated accuracy {m.get('cv_accuracy', float('nan')):.3f}, ECE {m.get('cv_ece', float('nan')):.3f}; "
+                       f"{m['seconds']:.1f}s")
 
 
 @index_app.command("list")
@@ -219,6 +224,12 @@ def suggest(
     i, e = result.intent, result.emotion
     typer.echo(f"intent: {i.label} ({i.name}) {i.confidence:.2f}" + (f"  alternatives: {', '.join(a.name for a in i.alternatives)}" if i.alternatives else ""))
     typer.echo(f"emotion: level {e.level}" + ("  ESCALATE" if e.escalate else "") + (f"  cues: {'、'.join(e.cues)}" if e.cues else ""))
+    if result.route:
+        typer.echo(f"route: {result.route.queue} P{result.route.priority} ({result.route.reason})")
+    if result.clarify:
+        typer.echo(f"clarify: {result.clarify.question}  [{' / '.join(o.label for o in result.clarify.options)}]")
+    if result.handoff:
+        typer.echo("handoff:\n   " + result.handoff.note.replace("\n", "\n   "))
     if result.abstained:
         typer.echo("answers: no good answer in the knowledge base")
     for n, a in enumerate(result.answers, 1):

@@ -170,7 +170,7 @@ def eval_kb(settings: Settings, dataset: Path, kb_dir: Path | None = None, varia
     embedder = embedder_from_settings(settings, build=True)
     index_dir = eval_index_dir(settings)
     build_index(kb_dir or settings.kb_dir, index_dir, embedder, chunking=settings.chunking, dense=settings.dense,
-                keep_versions=1, progress=progress)
+                intent=settings.intent, keep_versions=1, progress=progress)
     suggester = Suggester(open_index(settings, index_dir, embedder), settings.suggest)
     report = run_conversations(suggester, rows, variants, progress=progress)
     report.data["model"] = describe(embedder)

@@ -18,7 +18,8 @@ def test_build_list_search_rollback_through_the_cli(env):
     first = runner.invoke(app, ["index", "build", "--json"])
     assert first.exit_code == 0, first.output
     stats = json.loads(first.stdout)
-    assert set(stats) == {"version", "chunks", "embedded", "reused", "seconds"}
+    assert set(stats) == {"version", "chunks", "embedded", "reused", "seconds", "intent_model"}
+    assert stats["intent_model"]["classes"] == 5 and stats["intent_model"]["out_of_scope_rows"] > 300
     assert stats["embedded"] == stats["chunks"] > 0
     second = json.loads(runner.invoke(app, ["index", "build", "--json"]).stdout)
     assert second["embedded"] == 0 and second["reused"] == stats["chunks"]
@@ -37,6 +38,8 @@ def test_build_list_search_rollback_through_the_cli(env):
     back = runner.invoke(app, ["index", "rollback"])
     assert back.exit_code == 0 and stats["version"] in back.stdout
     assert runner.invoke(app, ["index", "list"]).stdout.splitlines()[0].startswith("* " + stats["version"])
+    plain = runner.invoke(app, ["index", "build"])
+    assert "intent model: 5 classes from" in plain.stdout and "cross-validated accuracy" in plain.stdout
 
 
 def test_errors_are_one_line_and_exit_1(env):

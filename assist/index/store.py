@@ -167,6 +167,7 @@ class BuildResult:
     embedded: int
     reused: int
     seconds: float
+    intent_model: dict | None = None  # the trained intent model's stats (manifest "intent_model")
 
 
 def build_index(
@@ -253,7 +254,8 @@ def build_from_chunks(
         set_current(index_dir, version)
         _prune(index_dir, keep_versions)
     log.info("built index %s: %d chunks, %d embedded, %d reused", version, len(chunks), embedded, len(chunks) - embedded)
-    return BuildResult(version, str(index_dir / version), len(chunks), embedded, len(chunks) - embedded, round(seconds, 3))
+    return BuildResult(version, str(index_dir / version), len(chunks), embedded, len(chunks) - embedded, round(seconds, 3),
+                       intent_model.info if intent_model is not None else None)
 
 
 def _embed_chunks(chunks: list[Chunk], index_dir: Path, embedder: Embedder, progress: bool) -> tuple[np.ndarray, int]:
