@@ -200,7 +200,7 @@ def _gate_features(pbest: np.ndarray, poos: np.ndarray, sims: np.ndarray) -> np.
 class TrainOptions:
     regularization: float = 30.0  # C of the logistic regression (higher = weaker L2 penalty)
     lexical_weight: float = 0.5  # weight of the hashed n-grams next to the query vector
-    buckets: int = 2 ** 14
+    buckets: int = 2 ** 12  # 2^14 fits no better on CLINC150 / BANKING77 / SMP2017 and trains 1.5-3x slower
     folds: int = 5
     oos_weight: float = 0.5  # cost weight of missing an out-of-scope request (0.5 = balanced accuracy)
     seed: int = 0
