@@ -63,6 +63,7 @@ def replay(suggester: Suggester, rows: list[dict], variant: str, progress=None) 
             "gold_escalate": bool(row.get("escalate")),
             "escalate": out.emotion.escalate,
             "emotion_level": out.emotion.level,
+            "clarify": [o.intent for o in out.clarify.options] if out.clarify else [],
             "tags": row.get("tags") or [],
             "latency_ms": latency,
         })
@@ -91,6 +92,10 @@ def score_records(records: list[dict]) -> dict:
         "oos_precision": oos["precision"], "oos_recall": oos["recall"],
         "escalation_precision": esc["precision"], "escalation_recall": esc["recall"],
         "abstain_rate_in_scope": sum(r["abstained"] for r in in_scope) / len(in_scope) if in_scope else 0.0,
+        # how often the agent is offered a clarifying question, and how often its options hold the right intent
+        "clarify_rate": sum(bool(r.get("clarify")) for r in records) / len(records) if records else 0.0,
+        "clarify_covers_gold": (sum(r["gold_intent"] in r["clarify"] for r in records if r.get("clarify"))
+                                / max(1, sum(bool(r.get("clarify")) for r in records))),
         "abstain_rate_oos": (sum(r["abstained"] for r in records if r["gold_intent"] == "out_of_scope")
                              / max(1, sum(r["gold_intent"] == "out_of_scope" for r in records))),
         "latency_ms_p50": float(np.percentile(lat, 50)) if lat else 0.0,

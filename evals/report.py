@@ -10,7 +10,7 @@ from evals.io import write_jsonl
 # Lower is better for these; every other numeric metric is higher-is-better.
 LOWER_IS_BETTER = ("latency", "abstain_rate_in_scope", "ece")
 # Latency depends on the machine: shown, never gated.
-NOT_GATED = ("latency",)
+NOT_GATED = ("latency", "clarify_rate")
 
 
 @dataclass

@@ -41,7 +41,7 @@ def test_sample_kb_eval_holds_the_baseline(sample_eval):
     full = json.loads((out / "report.json").read_text())["variants"]["full"]
     # floors that hold regardless of the baseline file
     assert full["answer_hit@3"] >= 0.70 and full["template_hit@3"] >= 0.70
-    assert full["intent_accuracy"] >= 0.74 and full["oos_recall"] >= 0.78 and full["escalation_recall"] >= 0.80
+    assert full["intent_accuracy"] >= 0.74 and full["oos_recall"] >= 0.75 and full["escalation_recall"] >= 0.80
     assert full["intent_ece"] <= 0.10  # the shown confidence means what it says
     gate = runner.invoke(app, ["eval", "compare", str(BASELINE), str(out / "report.json"), "--max-drop", "0.02"])
     assert gate.exit_code == 0, gate.output
