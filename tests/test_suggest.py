@@ -13,7 +13,7 @@ from assist.suggest.emotion import detect_emotion
 from assist.suggest.intent import IntentDetector
 from assist.suggest.pipeline import Suggester
 from assist.suggest.query import Turn, build_query, clean, last_turn_query
-from assist.suggest.templates import MissingVariable, extract_entities, render
+from assist.suggest.templates import MissingVariable, contradicts_state, extract_entities, render
 from tests.conftest import CHUNKING, TINY_KB
 
 # The hashing fake gives lower cosines than a real model: thresholds scaled to it.
@@ -370,3 +370,19 @@ builtin_out_of_scope: false
     assert out.intent.name == "refund_status" and out.answers[0].article_id == "refund-timing"
     assert s.suggest([c("快递好几天没动了")]).intent.name == "shipping_delay"
     assert 0 < out.intent.confidence <= 1
+
+
+def test_a_reply_needing_a_tracking_number_ranks_last_for_an_order_not_shipped(kb_copy, tmp_path, embedder):
+    (kb_copy / "templates" / "tpl-urge-shipping.md").write_text(
+        "---\nid: tpl-urge-shipping\ntitle: 催发货答复\nintents: [shipping_delay]\n---\n"
+        "非常抱歉让您久等，我已为您登记催促仓库尽快发货，发出后会短信通知您物流信息。\n", encoding="utf-8")
+    build_index(kb_copy, tmp_path / "idx", embedder, chunking=CHUNKING)
+    s = Suggester(load_index(tmp_path / "idx", embedder), FAKE)
+    in_transit = [t.template_id for t in s.suggest([c("快递三天没动了，物流一直不更新")]).templates]
+    assert in_transit[0] == "tpl-shipping-delay"  # a parcel on its way: the tracking-number reply fits
+    unshipped = [t.template_id for t in s.with_settings(templates=5).suggest([c("我的包裹怎么还没发货，物流一直不更新")]).templates]
+    assert unshipped[0] == "tpl-urge-shipping" and unshipped[-1] == "tpl-shipping-delay", unshipped
+    tpl = s.templates["tpl-shipping-delay"]
+    assert contradicts_state(tpl, ["It has not shipped yet"], {})
+    assert not contradicts_state(tpl, ["还没发货吗？"], {"tracking_no": "SF1234567890123"})  # the number is known after all
+    assert not contradicts_state(s.templates["tpl-urge-shipping"], ["还没发货"], {})

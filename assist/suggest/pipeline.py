@@ -15,7 +15,7 @@ from assist.suggest.intent import IntentDetector, IntentResult, is_latin
 from assist.suggest.query import ROLES, Query, Turn, build_query, last_turn_query
 from assist.suggest.rank import Answer, best_per_article, boosted, should_abstain, to_answers, without_regulator_channels
 from assist.suggest.routing import VIP_TIERS, Clarify, Handoff, Route, clarify_for, handoff_note, route_for
-from assist.suggest.templates import RenderedTemplate, extract_entities, render
+from assist.suggest.templates import RenderedTemplate, contradicts_state, extract_entities, render
 
 
 @functools.cache
@@ -170,6 +170,9 @@ class Suggester:
             return []
         hits = self.index.search(query.text, k=len(self.templates), mode=mode, kind="template", query_vector=qvec)
         vip = str(customer.get("tier", "")).lower() in VIP_TIERS
+        values = {**extract_entities(customer_texts), **{k: str(v) for k, v in customer.items() if v not in (None, "")}}
+        if "name" in customer and "customer_name" not in values:
+            values["customer_name"] = str(customer["name"])
         scored = []
         for hit, score in boosted(hits, intent.name, intent.confidence, self.settings.intent_boost):
             t = self.templates.get(hit.chunk.article_id)
@@ -177,8 +180,10 @@ class Suggester:
                 continue
             # VIP customers get the VIP variant of the detected intent first
             first = bool(vip and t.tier and intent.name in t.intents)
-            scored.append((first, score, t))
-        scored.sort(key=lambda x: (not x[0], -x[1]))
+            scored.append((first, contradicts_state(t, customer_texts, values), score, t))
+        # VIP variant first; a reply that contradicts the order's state (no tracking number before shipping) last
+        scored.sort(key=lambda x: (not x[0], x[1], -x[2]))
+        scored = [(first, score, t) for first, _, score, t in scored]
         if abstained:  # escalating: hand-off material only, never a guess at the request
             scored = [x for x in scored if self._escalating & set(x[2].intents)]
         elif emotion.escalate:  # an upset customer also needs the apology / escalation reply, right after the answer
@@ -186,9 +191,6 @@ class Suggester:
             if calming is not None and scored.index(calming) > 1:
                 scored.remove(calming)
                 scored.insert(1, calming)
-        values = {**extract_entities(customer_texts), **{k: str(v) for k, v in customer.items() if v not in (None, "")}}
-        if "name" in customer and "customer_name" not in values:
-            values["customer_name"] = str(customer["name"])
         out = []
         for _, score, t in scored[:n]:
             text, missing = render(t, values)

@@ -23,6 +23,24 @@ ENTITY_PATTERNS = {
 # Per-customer identifiers never identify an article (SKU codes do), so queries leave them out.
 IDENTIFIERS = re.compile("|".join(ENTITY_PATTERNS[k].pattern for k in ("order_id", "tracking_no", "phone")), re.IGNORECASE)
 
+# What a conversation says about the order's state, and the variables that only exist past that state:
+# an order that has not shipped has no tracking number or carrier yet.
+NOT_SHIPPED = re.compile(
+    r"(?:还|都|仍|一直|至今)?(?:没|没有|未)(?:有)?(?:发货|发出|寄出|出库)|待发货|"
+    r"not (?:been |yet )?(?:shipped|dispatched|sent)|hasn'?t (?:been )?(?:shipped|dispatched)|yet to ship",
+    re.IGNORECASE,
+)
+SHIPPED_ONLY = ("tracking_no", "carrier")
+
+
+def contradicts_state(template: ReplyTemplate, customer_texts: list[str], values: dict) -> bool:
+    """The template needs something the conversation says cannot exist yet (a tracking number for an
+    order that has not shipped) and the agent does not have it either: such a reply ranks last."""
+    needs = {v.name for v in template.variables if v.required} & set(SHIPPED_ONLY)
+    if not needs or all(values.get(n) for n in needs):
+        return False
+    return any(NOT_SHIPPED.search(text) for text in customer_texts)
+
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
