@@ -258,50 +258,46 @@ def build_from_chunks(
                        intent_model.info if intent_model is not None else None)
 
 
-def _embed_chunks(chunks: list[Chunk], index_dir: Path, embedder: Embedder, progress: bool) -> tuple[np.ndarray, int]:
-    """Vectors for all chunks, embedding only texts the cache has not seen with this model."""
+def _cached_vectors(cache_path: Path, model_id: str, texts: list[str], encode, batch: int, label: str,
+                    progress: bool) -> tuple[np.ndarray, int]:
+    """(vectors of `texts`, how many were encoded): only texts the cache has not seen under `model_id` are
+    encoded, shortest first (little padding per batch), and committed per batch: a killed build keeps its work."""
     from rich.progress import Progress
 
-    cache = EmbeddingCache(index_dir / "embed-cache.sqlite")
-    try:
-        hashes = [text_hash(c.embed_text) for c in chunks]
-        known = cache.get(embedder.model_id, list(set(hashes)))
-        todo = list(dict.fromkeys(h for h in hashes if h not in known))
-        text_of = {h: c.embed_text for h, c in zip(hashes, chunks)}
-        todo.sort(key=lambda h: len(text_of[h]))  # similar lengths per batch: little padding
-        batch = 64
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("embedding chunks", total=len(todo))
-            for i in range(0, len(todo), batch):
-                part = todo[i : i + batch]
-                vecs = embedder.encode_passages([text_of[h] for h in part])
-                fresh = dict(zip(part, vecs))
-                cache.put(embedder.model_id, fresh)  # committed per batch: a killed build keeps its work
-                known.update(fresh)
-                bar.advance(task, len(part))
-        vectors = np.stack([known[h] for h in hashes]).astype(np.float32)
-        return vectors, len(todo)
-    finally:
-        cache.close()
-
-
-def query_vectors(texts: list[str], index_dir: Path, embedder: Embedder) -> np.ndarray:
-    """Query-side vectors of `texts` (intent training rows), cached like chunk vectors under the query model."""
-    model_id = "query:" + getattr(embedder, "query_model_id", embedder.model_id)
-    Path(index_dir).mkdir(parents=True, exist_ok=True)
-    cache = EmbeddingCache(index_dir / "embed-cache.sqlite")
+    cache = EmbeddingCache(cache_path)
     try:
         hashes = [text_hash(t) for t in texts]
         known = cache.get(model_id, list(set(hashes)))
-        todo = [t for t, h in dict(zip(texts, hashes)).items() if h not in known]
-        for i in range(0, len(todo), 128):
-            part = todo[i : i + 128]
-            fresh = dict(zip((text_hash(t) for t in part), embedder.encode_queries(part)))
-            cache.put(model_id, fresh)
-            known.update(fresh)
-        return np.stack([known[h] for h in hashes]).astype(np.float32) if texts else np.zeros((0, embedder.dim), np.float32)
+        text_of = dict(zip(hashes, texts))
+        todo = sorted(dict.fromkeys(h for h in hashes if h not in known), key=lambda h: len(text_of[h]))
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task(label, total=len(todo))
+            for i in range(0, len(todo), batch):
+                part = todo[i : i + batch]
+                fresh = dict(zip(part, encode([text_of[h] for h in part])))
+                cache.put(model_id, fresh)
+                known.update(fresh)
+                bar.advance(task, len(part))
+        return np.stack([known[h] for h in hashes]).astype(np.float32), len(todo)
     finally:
         cache.close()
+
+
+def _embed_chunks(chunks: list[Chunk], index_dir: Path, embedder: Embedder, progress: bool) -> tuple[np.ndarray, int]:
+    """Vectors for all chunks, embedding only texts the cache has not seen with this model."""
+    return _cached_vectors(index_dir / "embed-cache.sqlite", embedder.model_id, [c.embed_text for c in chunks],
+                           embedder.encode_passages, 64, "embedding chunks", progress)
+
+
+def query_vectors(texts: list[str], index_dir: Path, embedder: Embedder, progress: bool = False) -> np.ndarray:
+    """Query-side vectors of `texts` (intent training rows), cached like chunk vectors under the query model."""
+    if not texts:
+        return np.zeros((0, embedder.dim), np.float32)
+    Path(index_dir).mkdir(parents=True, exist_ok=True)
+    model_id = "query:" + getattr(embedder, "query_model_id", embedder.model_id)
+    vectors, _ = _cached_vectors(Path(index_dir) / "embed-cache.sqlite", model_id, texts, embedder.encode_queries,
+                                 128, "encoding intent examples", progress)
+    return vectors
 
 
 def _train_intents(kb: KB, chunks: list[Chunk], vectors: np.ndarray, index_dir: Path, embedder: Embedder,
@@ -312,7 +308,7 @@ def _train_intents(kb: KB, chunks: list[Chunk], vectors: np.ndarray, index_dir: 
         from rich.console import Console
 
         Console(stderr=True).print("training the intent model ...")
-    model = train_for_kb(kb, chunks, lambda texts: query_vectors(texts, index_dir, embedder), settings.options(), vectors)
+    model = train_for_kb(kb, chunks, lambda texts: query_vectors(texts, index_dir, embedder, progress), settings.options(), vectors)
     if model is not None:
         log.info("intent model: %s", model.info)
     return model
