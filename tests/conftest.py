@@ -64,6 +64,20 @@ def fake_env(monkeypatch, tmp_path):
 
 
 @contextlib.contextmanager
+def index_dir_env(index_dir: Path):
+    """The real settings with ASSIST_INDEX_DIR pointing at `index_dir` (eval indexes and caches go beside
+    it), for module-scoped fixtures of the slow suite; the settings cache is cleared on entry and exit."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ASSIST_INDEX_DIR", str(index_dir))
+    get_settings.cache_clear()
+    try:
+        yield get_settings()
+    finally:
+        mp.undo()
+        get_settings.cache_clear()
+
+
+@contextlib.contextmanager
 def live_server(tmp: Path, env: dict[str, str], timeout: float = 60, workers: int = 1):
     """A real `assist serve` (uvicorn) on 127.0.0.1 with the fake settings plus `env`; yields its URL
     once /readyz answers 200 and stops it afterwards. The log is tmp/server.log."""

@@ -7,10 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from assist.cli import app
-from assist.config import get_settings
 from assist.index.store import open_index
 from assist.suggest.pipeline import Suggester
 from evals.io import eval_index_dir
+from tests.conftest import index_dir_env
 from tests.test_sample_kb import KB, ROOT
 
 pytestmark = pytest.mark.slow
@@ -23,15 +23,10 @@ runner = CliRunner()
 def sample_eval(tmp_path_factory):
     """`assist eval run` on the sample KB once; its index is reused by the tests below."""
     tmp = tmp_path_factory.mktemp("sample-eval")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ASSIST_INDEX_DIR", str(tmp / "idx"))
-    get_settings.cache_clear()
     out = tmp / "out"
-    result = runner.invoke(app, ["eval", "run", str(ROOT / "evals"), "--kb", str(KB), "--variants", "full,last_turn", "--out", str(out)])
-    s = get_settings()
-    suggester = Suggester(open_index(s, eval_index_dir(s)), s.suggest)
-    mp.undo()
-    get_settings.cache_clear()
+    with index_dir_env(tmp / "idx") as s:
+        result = runner.invoke(app, ["eval", "run", str(ROOT / "evals"), "--kb", str(KB), "--variants", "full,last_turn", "--out", str(out)])
+        suggester = Suggester(open_index(s, eval_index_dir(s)), s.suggest)
     assert result.exit_code == 0, result.output
     return out, suggester
 

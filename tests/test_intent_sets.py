@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assist.cli import app
-from assist.config import get_settings
+from tests.conftest import index_dir_env
 from tests.test_sample_kb import ROOT
 
 pytestmark = pytest.mark.slow
@@ -32,12 +32,8 @@ MAX_ECE = 0.05
 def cache_dir(tmp_path_factory):
     """One eval-index root for the three sets: their query vectors are cached there."""
     tmp = tmp_path_factory.mktemp("intent-sets")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ASSIST_INDEX_DIR", str(tmp / "idx"))
-    get_settings.cache_clear()
-    yield tmp
-    mp.undo()
-    get_settings.cache_clear()
+    with index_dir_env(tmp / "idx"):
+        yield tmp
 
 
 @pytest.mark.parametrize("name", list(FLOORS))
