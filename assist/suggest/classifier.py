@@ -115,9 +115,7 @@ class IntentModel:
         return z / self.temperature
 
     def predict(self, text: str, vector: np.ndarray, evidence: np.ndarray | None = None) -> Prediction:
-        p = _softmax(self.logits(text, vector, evidence))
-        sim = _nearest(self.examples, vector[None, :])[0] if len(self.examples) else 0.0
-        return self._decide(p[None, :], np.array([sim]))[0]
+        return self.predict_many([text], vector[None, :], None if evidence is None else evidence[None, :])[0]
 
     def _decide(self, p: np.ndarray, sims: np.ndarray) -> list[Prediction]:
         oos = self.classes.index(OUT_OF_SCOPE) if OUT_OF_SCOPE in self.classes else None
