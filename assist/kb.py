@@ -57,6 +57,9 @@ class ReplyTemplate:
     body: str
     path: str
     tier: str | None = None
+    # Products the reply is written for (e.g. 扫地机器人 Wi-Fi steps): empty = any product. A reply for
+    # other products ranks below the rest when the conversation names none of these.
+    products: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,7 @@ def _load_template(path: Path, rel: str, problems: list[Problem]) -> ReplyTempla
         body=doc.body,
         path=rel,
         tier=None if tier is None else str(tier),
+        products=_str_list(doc, "products", problems),
     )
 
 

@@ -60,6 +60,7 @@ def replay(suggester: Suggester, rows: list[dict], variant: str, progress=None) 
             "abstained": out.abstained,
             "gold_templates": row.get("templates") or [],
             "templates": [t.template_id for t in out.templates],
+            "calming_first": bool(out.templates) and out.templates[0].purpose == "escalation",
             "gold_escalate": bool(row.get("escalate")),
             "escalate": out.emotion.escalate,
             "emotion_level": out.emotion.level,
@@ -91,6 +92,9 @@ def score_records(records: list[dict]) -> dict:
         "intent_ece": expected_calibration_error([r["intent_confidence"] for r in records], [g == p for g, p in zip(gold, pred)]),
         "oos_precision": oos["precision"], "oos_recall": oos["recall"],
         "escalation_precision": esc["precision"], "escalation_recall": esc["recall"],
+        # upset customers (gold) whose first template is the apology / hand-off reply
+        "deescalation_first": (sum(r.get("calming_first", False) for r in records if r["gold_escalate"])
+                               / max(1, sum(r["gold_escalate"] for r in records))),
         "abstain_rate_in_scope": sum(r["abstained"] for r in in_scope) / len(in_scope) if in_scope else 0.0,
         # how often the agent is offered a clarifying question, and how often its options hold the right intent
         "clarify_rate": sum(bool(r.get("clarify")) for r in records) / len(records) if records else 0.0,

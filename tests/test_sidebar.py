@@ -225,6 +225,7 @@ def test_angry_customer_shows_escalation_banner_with_cues(open_sidebar):
     expect(tpl.locator('input[data-var="ticket_id"]')).to_be_visible()
     expect(tpl.locator(".slot")).to_have_text("【工单号】")
     expect(tpl.locator(".badge.escalation")).to_have_text("安抚转接")  # labelled as the hand-off reply it is
+    expect(page.locator("#templates .card.template").first).to_have_attribute("data-id", "tpl-complaint-apology")  # calm first: Alt+1
     expect(page.locator('.card.template[data-id="tpl-refund-timing"] .badge.escalation')).to_have_count(0)
     shoot(page, "angry")
 

@@ -13,7 +13,7 @@ from assist.suggest.emotion import detect_emotion
 from assist.suggest.intent import IntentDetector
 from assist.suggest.pipeline import Suggester
 from assist.suggest.query import Turn, build_query, clean, last_turn_query
-from assist.suggest.templates import MissingVariable, contradicts_state, extract_entities, render
+from assist.suggest.templates import MissingVariable, contradicts_state, extract_entities, other_product, render
 from tests.conftest import CHUNKING, TINY_KB
 
 # The hashing fake gives lower cosines than a real model: thresholds scaled to it.
@@ -312,13 +312,14 @@ def test_langchain_retriever_returns_documents_one_per_article(tiny_index):
     assert first == " > ".join(docs[0].metadata["heading_path"])  # the section's place in its article comes first
 
 
-def test_an_upset_customer_gets_the_answer_then_the_escalation_template(suggester):
+def test_an_upset_customer_gets_the_escalation_template_first_then_the_reply(suggester):
     calm = suggester.suggest([c("快递物流三天没有更新了")])
     assert [t.template_id for t in calm.templates][:1] == ["tpl-shipping-delay"]
     assert "tpl-complaint-apology" not in [t.template_id for t in calm.templates[:2]]
     angry = suggester.suggest([c("快递物流三天没有更新了！！骗子")])
     assert angry.emotion.escalate
-    assert [t.template_id for t in angry.templates[:2]] == ["tpl-shipping-delay", "tpl-complaint-apology"]
+    assert [(t.template_id, t.purpose) for t in angry.templates[:2]] == [
+        ("tpl-complaint-apology", "escalation"), ("tpl-shipping-delay", "reply")]
 
 
 def test_a_follow_up_that_alone_looks_out_of_scope_keeps_the_conversations_intent(suggester):
@@ -386,3 +387,29 @@ def test_a_reply_needing_a_tracking_number_ranks_last_for_an_order_not_shipped(k
     assert contradicts_state(tpl, ["It has not shipped yet"], {})
     assert not contradicts_state(tpl, ["还没发货吗？"], {"tracking_no": "SF1234567890123"})  # the number is known after all
     assert not contradicts_state(s.templates["tpl-urge-shipping"], ["还没发货"], {})
+
+
+def test_a_reply_written_for_another_product_ranks_below_the_generic_one(kb_copy, tmp_path, embedder):
+    (kb_copy / "templates" / "tpl-vacuum-wifi.md").write_text(
+        "---\nid: tpl-vacuum-wifi\ntitle: 扫地机器人物流与联网答复\nintents: [shipping_delay]\n"
+        "products: [扫地机器人, robot vacuum]\n---\n"
+        "扫地机器人的快递物流三天没有更新时，请先把机器连上 2.4GHz Wi-Fi，物流更新后会推送给您。\n", encoding="utf-8")
+    build_index(kb_copy, tmp_path / "idx", embedder, chunking=CHUNKING)
+    s = Suggester(load_index(tmp_path / "idx", embedder), FAKE).with_settings(templates=5)
+    vacuum = [t.template_id for t in s.suggest([c("扫地机器人的快递物流三天没有更新了")]).templates]
+    fryer = [t.template_id for t in s.suggest([c("空气炸锅的快递物流三天没有更新了")]).templates]
+    assert vacuum[0] == "tpl-vacuum-wifi", vacuum  # it is about the product the customer has
+    assert fryer[0] == "tpl-shipping-delay" and fryer[-1] == "tpl-vacuum-wifi", fryer
+    tpl = s.templates["tpl-vacuum-wifi"]
+    assert other_product(tpl, ["我的空气炸锅还没到"]) and not other_product(tpl, ["My Robot Vacuum is late"])
+    assert not other_product(s.templates["tpl-shipping-delay"], ["我的空气炸锅还没到"])  # no products: any product
+
+
+def test_kb_check_refuses_products_that_are_not_a_list_of_strings(kb_copy):
+    from assist.kb import check_kb
+
+    (kb_copy / "templates" / "tpl-bad.md").write_text(
+        "---\nid: tpl-bad\ntitle: 坏模板\nintents: [shipping_delay]\nproducts: {a: 1}\n---\n正文\n", encoding="utf-8")
+    _, problems = check_kb(kb_copy)
+    assert any(p.path.name == "tpl-bad.md" and p.line == 5 and "'products' must be a list of strings" in p.message
+               for p in problems), problems

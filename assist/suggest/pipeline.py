@@ -15,7 +15,7 @@ from assist.suggest.intent import IntentDetector, IntentResult, is_latin
 from assist.suggest.query import ROLES, Query, Turn, build_query, last_turn_query
 from assist.suggest.rank import Answer, best_per_article, boosted, should_abstain, to_answers, without_regulator_channels
 from assist.suggest.routing import VIP_TIERS, Clarify, Handoff, Route, clarify_for, handoff_note, route_for
-from assist.suggest.templates import RenderedTemplate, contradicts_state, extract_entities, render
+from assist.suggest.templates import RenderedTemplate, contradicts_state, extract_entities, other_product, render
 
 
 @functools.cache
@@ -180,17 +180,19 @@ class Suggester:
                 continue
             # VIP customers get the VIP variant of the detected intent first
             first = bool(vip and t.tier and intent.name in t.intents)
-            scored.append((first, contradicts_state(t, customer_texts, values), score, t))
-        # VIP variant first; a reply that contradicts the order's state (no tracking number before shipping) last
+            mismatch = contradicts_state(t, customer_texts, values) or other_product(t, customer_texts)
+            scored.append((first, mismatch, score, t))
+        # VIP variant first; a reply that contradicts what the conversation says (a tracking number before
+        # shipping, another product's instructions) last
         scored.sort(key=lambda x: (not x[0], x[1], -x[2]))
         scored = [(first, score, t) for first, _, score, t in scored]
         if abstained:  # escalating: hand-off material only, never a guess at the request
             scored = [x for x in scored if self._escalating & set(x[2].intents)]
-        elif emotion.escalate:  # an upset customer also needs the apology / escalation reply, right after the answer
+        elif emotion.escalate:  # an upset customer is calmed first: the apology / hand-off reply leads
             calming = next((x for x in scored if self._escalating & set(x[2].intents)), None)
-            if calming is not None and scored.index(calming) > 1:
+            if calming is not None:
                 scored.remove(calming)
-                scored.insert(1, calming)
+                scored.insert(0, calming)
         out = []
         for _, score, t in scored[:n]:
             text, missing = render(t, values)

@@ -41,6 +41,15 @@ def contradicts_state(template: ReplyTemplate, customer_texts: list[str], values
         return False
     return any(NOT_SHIPPED.search(text) for text in customer_texts)
 
+
+def other_product(template: ReplyTemplate, customer_texts: list[str]) -> bool:
+    """The template is written for particular products (its `products`) and the customer names none
+    of them: robot-vacuum Wi-Fi steps are no reply about an air fryer."""
+    if not template.products:
+        return False
+    said = " ".join(customer_texts).lower()
+    return not any(p.lower() in said for p in template.products)
+
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
