@@ -66,7 +66,8 @@ def _progress() -> bool:
 
 @kb_app.command("check")
 def kb_check(kb_dir: Annotated[Optional[Path], typer.Argument(help="KB folder [default: ASSIST_KB_DIR]")] = None) -> None:
-    """Validate articles, templates and intents; print `path:line: message` per problem."""
+    """Validate articles, templates and intents; print `path:line: message` per problem, and a warning
+    per figure stated differently by two places of one intent (exit 0: warnings do not fail)."""
     from assist.kb import check_kb
 
     kb_dir = kb_dir or get_settings().kb_dir
@@ -76,8 +77,16 @@ def kb_check(kb_dir: Annotated[Optional[Path], typer.Argument(help="KB folder [d
     if problems:
         typer.echo(f"{len(problems)} problem(s) in {kb_dir}", err=True)
         raise typer.Exit(1)
+    from assist.consistency import find_conflicts
+
+    conflicts = find_conflicts(kb)
+    for conflict in conflicts:  # warnings: the KB still builds, an editor decides which figure is right
+        path, line, message = conflict.message(Path(kb.root))
+        typer.echo(f"{path}:{line}: {message}")
     drafts = len(kb.articles) - len(kb.published)
-    typer.echo(f"ok: {len(kb.published)} published articles ({drafts} drafts), {len(kb.templates)} templates, {len(kb.intents)} intents")
+    warned = f", {len(conflicts)} warning(s)" if conflicts else ""
+    typer.echo(f"ok: {len(kb.published)} published articles ({drafts} drafts), {len(kb.templates)} templates, "
+               f"{len(kb.intents)} intents{warned}")
 
 
 # --- index -----------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ class Article:
     body: str
     path: str
     body_line: int  # 1-based line of the body's first line in the file
+    distinct_facts: tuple[str, ...] = ()  # ids whose different figures are for other cases (no kb check warning)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ReplyTemplate:
     # Products the reply is written for (e.g. 扫地机器人 Wi-Fi steps): empty = any product. A reply for
     # other products ranks below the rest when the conversation names none of these.
     products: tuple[str, ...] = ()
+    distinct_facts: tuple[str, ...] = ()  # as for articles
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,7 @@ def _load_article(path: Path, rel: str, problems: list[Problem]) -> Article | No
         body=doc.body,
         path=rel,
         body_line=doc.body_line,
+        distinct_facts=_str_list(doc, "distinct_facts", problems),
     )
 
 
@@ -299,6 +302,7 @@ def _load_template(path: Path, rel: str, problems: list[Problem]) -> ReplyTempla
         path=rel,
         tier=None if tier is None else str(tier),
         products=_str_list(doc, "products", problems),
+        distinct_facts=_str_list(doc, "distinct_facts", problems),
     )
 
 
@@ -427,6 +431,12 @@ def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
             problems.append(Problem(path, line, f"duplicate id '{item.id}' (already used by {seen_ids[item.id]})"))
         else:
             seen_ids[item.id] = item.path
+
+    for item in [*articles, *templates]:
+        for other in item.distinct_facts:
+            if other not in seen_ids:
+                path = root / item.path
+                problems.append(Problem(path, _Doc(path, []).line("distinct_facts"), f"distinct_facts: unknown id '{other}'"))
 
     intent_names: dict[str, int] = {}
     for intent, line in intent_rows:
