@@ -185,6 +185,8 @@ class AnswerOut(BaseModel):
     score: float
     matched_terms: list[str]
     chunk_id: str
+    matched_question: str | None = Field(None, description="the KB's FAQ question (standard or similar) that matched, when one did")
+    direct: bool = Field(False, description="the customer asked that FAQ question word for word: a direct answer")
 
 
 class MissingVariableOut(BaseModel):

@@ -11,6 +11,7 @@ import typer
 
 from assist.config import get_settings, settings_help
 from assist.errors import AssistError
+from evals.io import CONVERSATION_VARIANTS
 
 app = typer.Typer(
     help="assist: knowledge-base suggestions for customer-service agents.",
@@ -267,7 +268,7 @@ def _write(report, out: Path, summary: str) -> None:
 def eval_run(
     dataset: Annotated[Path, typer.Argument(help="folder with queries.jsonl, or a .jsonl file")] = Path("evals"),
     kb: Annotated[Optional[Path], typer.Option("--kb", help="KB to index and evaluate [default: ASSIST_KB_DIR]")] = None,
-    variants: Annotated[str, typer.Option(help="comma-separated: full,hybrid,dense,bm25,last_turn")] = "full,hybrid,dense,bm25,last_turn",
+    variants: Annotated[str, typer.Option(help="comma-separated: " + ",".join(CONVERSATION_VARIANTS))] = ",".join(CONVERSATION_VARIANTS),
     out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-out"),
 ) -> None:
     """Replay the labelled conversations through the suggest pipeline; report answers, templates, intent, escalation."""

@@ -99,6 +99,10 @@ class SuggestSettings(BaseModel):
     latin_offset: float = Field(
         0.04, ge=0, description="thresholds lowered by this for mostly-Latin queries: English scores lower against a Chinese KB"
     )
+    candidates: int = Field(40, ge=1, description="article rows (sections and FAQ questions) ranked per request")
+    question_rows: bool = Field(True, description="match the customer's words against the KB's FAQ questions too")
+    question_offset: float = Field(0.0, description="added to a FAQ question row's score before it is merged with the sections")
+    direct_answers: bool = Field(True, description="a customer asking a FAQ question word for word gets its answer first")
 
 
 class Settings(BaseSettings):

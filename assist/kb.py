@@ -39,6 +39,7 @@ class Article:
     path: str
     body_line: int  # 1-based line of the body's first line in the file
     distinct_facts: tuple[str, ...] = ()  # ids whose different figures are for other cases (no kb check warning)
+    questions: tuple[str, ...] = ()  # FAQ: the standard question (标准问) first, then similar ones (相似问)
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,7 @@ def _load_article(path: Path, rel: str, problems: list[Problem]) -> Article | No
         path=rel,
         body_line=doc.body_line,
         distinct_facts=_str_list(doc, "distinct_facts", problems),
+        questions=tuple(q.strip() for q in _str_list(doc, "questions", problems) if q.strip()),
     )
 
 
@@ -304,6 +306,24 @@ def _load_template(path: Path, rel: str, problems: list[Problem]) -> ReplyTempla
         products=_str_list(doc, "products", problems),
         distinct_facts=_str_list(doc, "distinct_facts", problems),
     )
+
+
+# What a question's wording may vary by and still be the same question: punctuation and spaces, letter
+# case, full-width forms, and the polite filler around it (亲、请问、你好、呢、啊).
+_FILLER = re.compile(r"^(?:亲爱的|亲|您好|你好|请问|问一下|想问一下|我想问一下|咨询一下|那个)+|(?:呢|啊|呀|吗|哈|哦|嘛|谢谢|谢啦)+$")
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def normalize_question(text: str) -> str:
+    """The form two phrasings of one question share: NFKC (full-width to half-width), lower case,
+    no punctuation or spaces, no leading / trailing filler words."""
+    import unicodedata
+
+    flat = _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).lower())
+    previous = None
+    while previous != flat:
+        previous, flat = flat, _FILLER.sub("", flat)
+    return flat
 
 
 def _first_line_of(body: str, name: str) -> int:
@@ -437,6 +457,19 @@ def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
             if other not in seen_ids:
                 path = root / item.path
                 problems.append(Problem(path, _Doc(path, []).line("distinct_facts"), f"distinct_facts: unknown id '{other}'"))
+
+    asked: dict[str, tuple[Path, int]] = {}  # normalised question -> its first place
+    for article in articles:
+        if article.status != "published":
+            continue
+        path = root / article.path
+        line = _Doc(path, []).line("questions") if article.questions else 0
+        for question in article.questions:
+            key = normalize_question(question)
+            if key in asked and asked[key][0] != path:
+                first, first_line = asked[key]
+                problems.append(Problem(path, line, f"duplicate question '{question}' (also in {first.relative_to(root).as_posix()}:{first_line})"))
+            asked.setdefault(key, (path, line))
 
     intent_names: dict[str, int] = {}
     for intent, line in intent_rows:

@@ -27,9 +27,13 @@ class AssistRetriever(BaseRetriever):
             if self.one_per_article and c.article_id in seen:
                 continue
             seen.add(c.article_id)
+            question = c.text if c.question else None
+            if question is not None:  # a FAQ question matched: the document is its article's first section
+                c = self.index.lead_section(c.article_id) or c
             metadata = {
                 "chunk_id": c.chunk_id, "article_id": c.article_id, "kind": c.kind, "title": c.title,
                 "heading_path": list(c.heading_path), "score": hit.score, "index_version": self.index.version,
+                "matched_question": question,
             }
             # The heading path gives a chain the section's context, as it gives the encoder (embed_text).
             docs.append(Document(page_content=c.embed_text, metadata=metadata, id=c.chunk_id))

@@ -12,11 +12,11 @@ from assist.index.store import build_index, open_index
 from assist.suggest.classifier import expected_calibration_error, reliability
 from assist.suggest.intent import is_latin
 from assist.suggest.pipeline import Suggester
-from evals.io import eval_index_dir, load_conversations
+from evals.io import CONVERSATION_VARIANTS, eval_index_dir, load_conversations
 from evals.metrics import evaluate, macro_f1, precision_recall_f1
 from evals.report import Report
 
-VARIANTS = ("full", "hybrid", "dense", "bm25", "last_turn")
+VARIANTS = CONVERSATION_VARIANTS
 ANSWER_METRICS = ["hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "recall@5"]
 TEMPLATE_METRICS = ["hit@1", "hit@3"]
 # The columns `assist eval run` prints.
@@ -32,6 +32,8 @@ def _variant_args(variant: str) -> dict:
         "dense": {"mode": "dense", "abstain": False},
         "bm25": {"mode": "bm25", "abstain": False},
         "last_turn": {"mode": "hybrid", "last_turn_only": True},
+        "no_questions": {"mode": "hybrid", "settings": {"question_rows": False}},  # without FAQ question rows
+        "no_direct": {"mode": "hybrid", "settings": {"direct_answers": False}},  # question rows, no direct answers
     }[variant]
 
 
@@ -42,6 +44,8 @@ def replay(suggester: Suggester, rows: list[dict], variant: str, progress=None) 
     s = suggester
     if args.pop("abstain", True) is False:
         s = suggester.with_settings(abstain_min_dense=-1.0, abstain_min_dense_oos=-1.0)
+    if "settings" in args:
+        s = s.with_settings(**args.pop("settings"))
     records = []
     for row in rows:
         start = time.perf_counter()

@@ -51,9 +51,10 @@ class Report:
             return json.dumps(self.data, ensure_ascii=False)
         cols = list(self.columns) or sorted({k for m in self.variants.values() for k in m})
         short = [c.replace("answer_", "ans_").replace("template_", "tpl_").replace("escalation_", "esc_") for c in cols]
-        lines = [f"{'variant':10} " + " ".join(f"{c:>14}" for c in short)]
+        width = max(10, *(len(name) for name in self.variants))
+        lines = [f"{'variant':{width}} " + " ".join(f"{c:>14}" for c in short)]
         for name, m in self.variants.items():
-            lines.append(f"{name:10} " + " ".join(f"{m.get(c, float('nan')):>14.3f}" for c in cols))
+            lines.append(f"{name:{width}} " + " ".join(f"{m.get(c, float('nan')):>14.3f}" for c in cols))
         return "\n".join(lines)
 
 

@@ -96,3 +96,21 @@ def test_intent_training_text_does_not_copy_the_eval_conversations(kb, rows):
             for text, g in grams:
                 if len(b) >= 4 and g:  # a two-word turn ("我是V5会员") shares little but its words
                     assert len(b & g) / len(b | g) < 0.5, (r["id"], turn["text"], text)
+
+
+def test_faq_questions_are_written_for_the_kb_not_lifted_from_the_eval_conversations(kb, rows):
+    """Every published article has a standard question and at least 3 similar ones, and no question equals
+    or nearly equals (character-bigram Jaccard 0.5) a customer turn of the labelled conversations."""
+    from assist.kb import normalize_question
+
+    assert all(len(a.questions) >= 4 for a in kb.published), [a.id for a in kb.published if len(a.questions) < 4]
+    questions = [(q, _bigrams(q), normalize_question(q)) for a in kb.published for q in a.questions]
+    for r in rows:
+        for turn in r["conversation"]:
+            if turn["role"] != "customer":
+                continue
+            b, norm = _bigrams(turn["text"]), normalize_question(turn["text"])
+            for q, g, qn in questions:
+                assert qn != norm, (r["id"], turn["text"], q)
+                if len(b) >= 4 and g:
+                    assert len(b & g) / len(b | g) < 0.5, (r["id"], turn["text"], q)

@@ -19,11 +19,16 @@ _MD = MarkdownIt("commonmark")
 class Chunk:
     chunk_id: str
     article_id: str
-    kind: str  # "article" | "template"
+    kind: str  # "article" (a section) | "question" (a FAQ question of an article) | "template"
     title: str
     heading_path: tuple[str, ...]
     text: str
     intents: tuple[str, ...] = ()
+
+    @property
+    def question(self) -> bool:
+        """A FAQ question row: `text` is the question, matched question to question."""
+        return self.kind == "question"
 
     @property
     def path_text(self) -> str:
@@ -31,7 +36,10 @@ class Chunk:
 
     @property
     def embed_text(self) -> str:
-        """What the encoder and BM25 see: the heading path gives a short section its context."""
+        """What the encoder and BM25 see: the heading path gives a short section its context; a
+        question row is the question alone (a customer's question is compared with it as it is)."""
+        if self.question:
+            return self.text
         return f"{self.path_text}\n{self.text}" if self.heading_path else self.text
 
 
@@ -96,6 +104,19 @@ def chunk_article(article: Article, size: int = 400, overlap: int = 40) -> list[
     return chunks
 
 
+def question_rows(article: Article) -> list[Chunk]:
+    """One row per FAQ question of the article (standard and similar): it points to the article, and
+    retrieval merges it with the article's sections (one hit per article)."""
+    path = (article.title,)
+    rows, seen = [], set()
+    for question in article.questions:
+        cid = chunk_id(article.id, ("?",), question)
+        if cid not in seen:
+            seen.add(cid)
+            rows.append(Chunk(cid, article.id, "question", article.title, path, question, article.intents))
+    return rows
+
+
 def chunk_template(template: ReplyTemplate) -> Chunk:
     """A template is one chunk: agents pick it whole."""
     path = (template.title,)
@@ -103,7 +124,7 @@ def chunk_template(template: ReplyTemplate) -> Chunk:
 
 
 def chunk_kb(kb: KB, size: int = 400, overlap: int = 40) -> list[Chunk]:
-    """All chunks of the published articles and the templates, in a stable order."""
-    chunks = [c for a in kb.published for c in chunk_article(a, size, overlap)]
+    """All chunks of the published articles (sections, then question rows) and the templates, in a stable order."""
+    chunks = [c for a in kb.published for c in (*chunk_article(a, size, overlap), *question_rows(a))]
     chunks += [chunk_template(t) for t in kb.templates]
     return chunks

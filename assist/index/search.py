@@ -102,6 +102,36 @@ class Index:
         self._kind_rows: dict[str, np.ndarray] = {}
         self._kind_mask: dict[str, np.ndarray] = {}
         self._vectors_in_faiss = stores_vectors(dense_index)
+        self._leads: dict[str, Chunk] | None = None
+        self._questions: dict[str, tuple[str, str]] | None = None
+
+    @property
+    def has_questions(self) -> bool:
+        return len(self.rows_of_kind("question")) > 0
+
+    def lead_section(self, article_id: str) -> Chunk | None:
+        """An article's first section (what an answer shows when only a FAQ question of it matched)."""
+        if self._leads is None:
+            leads: dict[str, Chunk] = {}
+            for c in self.chunks:
+                if c.kind == "article":
+                    leads.setdefault(c.article_id, c)
+            self._leads = leads
+        return self._leads.get(article_id)
+
+    def direct_question(self, text: str) -> tuple[str, str] | None:
+        """(article id, question) when `text` is one of the KB's FAQ questions after normalisation
+        (punctuation, full / half width, filler words): the customer asked it word for word."""
+        from assist.kb import normalize_question
+
+        if self._questions is None:
+            found: dict[str, tuple[str, str]] = {}
+            for c in self.chunks:
+                if c.question:
+                    found.setdefault(normalize_question(c.text), (c.article_id, c.text))
+            self._questions = found
+        key = normalize_question(text)
+        return self._questions.get(key) if key else None
 
     def rows_of_kind(self, kind: str) -> np.ndarray:
         if kind not in self._kind_rows:

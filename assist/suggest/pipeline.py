@@ -13,7 +13,7 @@ from assist.kb import OUT_OF_SCOPE
 from assist.suggest.emotion import Emotion, detect_emotion
 from assist.suggest.intent import IntentDetector, IntentResult, is_latin
 from assist.suggest.query import ROLES, Query, Turn, build_query, last_turn_query
-from assist.suggest.rank import Answer, best_per_article, boosted, should_abstain, to_answers, without_regulator_channels
+from assist.suggest.rank import Answer, best_per_article, boosted, direct_first, should_abstain, to_answers, without_regulator_channels
 from assist.suggest.routing import VIP_TIERS, Clarify, Handoff, Route, clarify_for, handoff_note, route_for
 from assist.suggest.templates import RenderedTemplate, contradicts_state, extract_entities, other_product, render
 
@@ -123,7 +123,7 @@ class Suggester:
             if bm25_ahead is not None:
                 bm25_ahead.result()
         lap("encode")
-        hits = self.index.search(query.text, k=max(4 * top_k, 20), mode=mode, kind="article", query_vector=qvec) if query.text else []
+        hits = self.index.search(query.text, k=max(4 * top_k, s.candidates), mode=mode, kind="article", query_vector=qvec) if query.text else []
         lap("retrieve")
         intent = self.detector.detect(query.text, qvec, hits)
         if intent.name == OUT_OF_SCOPE and not query.context and not last_turn_only:
@@ -136,16 +136,26 @@ class Suggester:
         lap("intent")
         emotion = detect_emotion(customer_texts, intent.name in self._escalating, s.escalate_level)
         lap("emotion")
+        # the KB's FAQ questions, matched question to question; merged with the sections per article
+        asked = (self.index.search(query.text, k=max(4 * top_k, s.candidates), mode=mode, kind="question", query_vector=qvec)
+                 if query.text and s.question_rows and self.index.has_questions else [])
+        # the customer asked one of the KB's FAQ questions (after normalisation): its answer, first
+        direct = self.index.direct_question(customer_texts[-1]) if s.direct_answers and s.question_rows and customer_texts else None
+        # how sure retrieval is, from article sections alone: a short FAQ question resembles any short request
         top_similarity = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
         offset = s.latin_offset if is_latin(query.text) else 0.0
-        abstained = not hits or should_abstain(hits, intent.name == "out_of_scope", s.abstain_min_dense - offset, s.abstain_min_dense_oos - offset)
+        abstained = direct is None and (not hits or should_abstain(
+            hits, intent.name == "out_of_scope", s.abstain_min_dense - offset, s.abstain_min_dense_oos - offset))
         answers: list[Answer] = []
         if not abstained:
             terms = self.index.lexical.query_terms(query.text)
-            scored = boosted(hits, intent.name, intent.confidence, s.intent_boost)
+            scored = boosted(hits + asked, intent.name, intent.confidence, s.intent_boost, s.question_offset)
             if emotion.escalate:
                 scored = without_regulator_channels(scored)
-            answers = to_answers(best_per_article(scored), terms, top_k)
+            merged = best_per_article(scored, self.index.lead_section)
+            if direct is not None:
+                merged = direct_first(merged, *direct, self.index.lead_section)
+            answers = to_answers(merged, terms, top_k, direct[0] if direct else None)
         lap("rank")
         templates = self._templates(query, qvec, intent, emotion, customer, customer_texts, mode, abstained) if query.text else []
         lap("templates")

@@ -1,8 +1,11 @@
-"""Answer ranking: intent boost, one hit per article, abstain threshold, matched terms and snippets."""
+"""Answer ranking: intent boost, one hit per article (sections and FAQ questions merged), direct answers,
+abstain threshold, matched terms and snippets."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from assist.index.chunk import Chunk
 from assist.index.search import Hit
 
 
@@ -15,11 +18,15 @@ class Answer:
     score: float
     matched_terms: tuple[str, ...]
     chunk_id: str
+    matched_question: str | None = None  # the FAQ question (standard or similar) that matched, if one did
+    direct: bool = False  # the customer asked that question (near-exact): a direct answer
 
 
-def boosted(hits: list[Hit], intent: str, confidence: float, weight: float) -> list[tuple[Hit, float]]:
-    """Hits re-scored: + weight x confidence when the chunk is written for the detected intent."""
-    scored = [(h, h.score + (weight * confidence if intent in h.chunk.intents else 0.0)) for h in hits]
+def boosted(hits: list[Hit], intent: str, confidence: float, weight: float, question_offset: float = 0.0) -> list[tuple[Hit, float]]:
+    """Hits re-scored: + weight x confidence when the chunk is written for the detected intent;
+    FAQ question rows + `question_offset` (their cosine runs higher than a question-to-section one)."""
+    scored = [(h, h.score + (weight * confidence if intent in h.chunk.intents else 0.0)
+               + (question_offset if h.chunk.question else 0.0)) for h in hits]
     return sorted(scored, key=lambda pair: -pair[1])
 
 
@@ -33,13 +40,25 @@ def without_regulator_channels(scored: list[tuple[Hit, float]]) -> list[tuple[Hi
     return [(h, s) for h, s in scored if not REGULATOR_CHANNELS.search(h.chunk.embed_text)]
 
 
-def best_per_article(scored: list[tuple[Hit, float]]) -> list[tuple[Hit, float]]:
-    """Keep each article once, at its best section."""
-    seen, out = set(), []
+def best_per_article(scored: list[tuple[Hit, float]], lead: Callable[[str], Chunk | None] | None = None
+                     ) -> list[tuple[Hit, float, str | None]]:
+    """Each article once, at its best row, with the FAQ question that matched (None when a section did).
+    When the best row is a question, the answer shows the article's best section among the hits, else
+    its first section (`lead(article_id)`)."""
+    best: dict[str, list] = {}  # article id -> [best hit, score, best section hit or None]
     for hit, score in scored:
-        if hit.chunk.article_id not in seen:
-            seen.add(hit.chunk.article_id)
-            out.append((hit, score))
+        entry = best.get(hit.chunk.article_id)
+        if entry is None:
+            best[hit.chunk.article_id] = [hit, score, None if hit.chunk.question else hit]
+        elif entry[2] is None and not hit.chunk.question:
+            entry[2] = hit
+    out = []
+    for article_id, (hit, score, section) in best.items():
+        question = hit.chunk.text if hit.chunk.question else None
+        if section is None:
+            chunk = lead(article_id) if lead else None
+            section = hit if chunk is None else Hit(chunk, hit.score, hit.dense_score, hit.bm25_score)
+        out.append((section, score, question))
     return out
 
 
@@ -75,10 +94,32 @@ def should_abstain(hits: list[Hit], out_of_scope: bool, min_dense: float, min_de
     return best < (min_dense_oos if out_of_scope else min_dense)
 
 
-def to_answers(scored: list[tuple[Hit, float]], terms: list[str], top_k: int) -> list[Answer]:
+def to_answers(merged: list[tuple[Hit, float, str | None]], terms: list[str], top_k: int,
+               direct: str | None = None) -> list[Answer]:
+    """Answers from `best_per_article` rows; `direct` is the id of an article whose question the
+    customer asked word for word (it is then first, see `direct_first`)."""
     out = []
-    for hit, score in scored[:top_k]:
+    for hit, score, question in merged[:top_k]:
         c = hit.chunk
         found = matched_terms(terms, c.embed_text)
-        out.append(Answer(c.article_id, c.title, c.heading_path, snippet(c.text, found), round(score, 4), found, c.chunk_id))
+        out.append(Answer(c.article_id, c.title, c.heading_path, snippet(c.text, found), round(score, 4), found, c.chunk_id,
+                          question, c.article_id == direct))
     return out
+
+
+def direct_first(merged: list[tuple[Hit, float, str | None]], article_id: str, question: str,
+                 lead: Callable[[str], Chunk | None]) -> list[tuple[Hit, float, str | None]]:
+    """The article whose FAQ question the customer asked goes first, above every other score, with that
+    question; found among the hits or, when retrieval missed it, at its first section."""
+    rest = [row for row in merged if row[0].chunk.article_id != article_id]
+    mine = next((row for row in merged if row[0].chunk.article_id == article_id), None)
+    top = max((row[1] for row in merged), default=0.0)
+    if mine is None:
+        chunk = lead(article_id)
+        if chunk is None:
+            return merged
+        mine = (Hit(chunk, top), top, question)
+    return [(mine[0], max(top, mine[1]) + DIRECT_MARGIN, question), *rest]
+
+
+DIRECT_MARGIN = 0.1  # how far a direct answer's score sits above the best other answer
