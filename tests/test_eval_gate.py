@@ -91,3 +91,18 @@ def test_sample_kb_routes_clarifies_and_hands_off(sample_eval):
     angry = sug.suggest(turns("退款半个月了还没到！！再不处理我就打12315投诉你们"), {"tier": "vip"})
     assert angry.route.queue == "supervisor" and angry.route.priority == 1 and angry.route.transfer
     assert "【转接】supervisor" in angry.handoff.note and "情绪：等级 3" in angry.handoff.note
+
+
+def test_the_headline_example_gets_shipping_delay_answers_and_fitting_templates(sample_eval):
+    """我昨天买的空气炸锅 SKU-30127 还没发货: the shipping-delay articles, no reply that asks for a tracking
+    number (nothing has shipped) or explains another product."""
+    _, sug = sample_eval
+    s = sug.suggest(turns("我昨天买的空气炸锅 SKU-30127 还没发货，能帮我催一下吗"))
+    assert s.intent.name == "shipping_delay"
+    answers = [a.article_id for a in s.answers[:3]]
+    assert answers[0] == "shipping-delay-compensation" and "order-shipping-time" in answers, answers
+    assert not {"missing-or-wrong-items", "order-split-shipment"} & set(answers), answers  # parcels that arrived
+    top = s.templates[0]
+    assert top.template_id == "tpl-shipping-delay-compensation", [t.template_id for t in s.templates]
+    for t in s.templates:
+        assert "tracking_no" not in t.missing_variables and "扫地机器人" not in t.text, t.template_id
