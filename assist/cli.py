@@ -84,10 +84,14 @@ def kb_check(kb_dir: Annotated[Optional[Path], typer.Argument(help="KB folder [d
     for conflict in conflicts:  # warnings: the KB still builds, an editor decides which figure is right
         path, line, message = conflict.message(Path(kb.root))
         typer.echo(f"{path}:{line}: {message}")
-    drafts = len(kb.articles) - len(kb.published)
+    articles = [a for a in kb.articles if a.source == "article"]
+    entries = [a for a in kb.articles if a.source == "faq"]
+    published = sum(a.status == "published" for a in articles)
+    faq = f", {sum(a.status == 'published' for a in entries)} FAQ entries" if entries else ""
+    questions = sum(len(a.questions) for a in kb.published)
     warned = f", {len(conflicts)} warning(s)" if conflicts else ""
-    typer.echo(f"ok: {len(kb.published)} published articles ({drafts} drafts), {len(kb.templates)} templates, "
-               f"{len(kb.intents)} intents{warned}")
+    typer.echo(f"ok: {published} published articles ({len(articles) - published} drafts){faq}, {questions} FAQ questions, "
+               f"{len(kb.templates)} templates, {len(kb.intents)} intents{warned}")
 
 
 # --- index -----------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from assist.errors import KBValidationError
 
 OUT_OF_SCOPE = "out_of_scope"
 STATUSES = ("published", "draft")
+AUDIENCES = ("internal", "public")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class Article:
     body_line: int  # 1-based line of the body's first line in the file
     distinct_facts: tuple[str, ...] = ()  # ids whose different figures are for other cases (no kb check warning)
     questions: tuple[str, ...] = ()  # FAQ: the standard question (标准问) first, then similar ones (相似问)
+    negative_keywords: tuple[str, ...] = ()  # a request containing one of these is not about this item
+    audience: str = "internal"  # internal (agents only) | public (the customer help centre may show it)
+    source: str = "article"  # article (articles/**/*.md) | faq (a standalone entry, faq/*.yaml)
+    questions_line: int = 0  # where the questions are written (kb check points there)
 
 
 @dataclass(frozen=True)
@@ -243,6 +248,88 @@ def _load_article(path: Path, rel: str, problems: list[Problem]) -> Article | No
         body_line=doc.body_line,
         distinct_facts=_str_list(doc, "distinct_facts", problems),
         questions=tuple(q.strip() for q in _str_list(doc, "questions", problems) if q.strip()),
+        negative_keywords=_str_list(doc, "negative_keywords", problems),
+        audience=_audience(doc, problems),
+        questions_line=doc.line("questions"),
+    )
+
+
+def _audience(doc, problems: list[Problem]) -> str:
+    audience = str(doc.data.get("audience") or "internal")
+    if audience not in AUDIENCES:
+        problems.append(Problem(doc.path, doc.line("audience"), f"audience must be one of {', '.join(AUDIENCES)}, not '{audience}'"))
+    return audience
+
+
+class _YamlDoc:
+    """A standalone YAML file (an FAQ entry) with the line of each key, shaped like `_Doc`."""
+
+    def __init__(self, path: Path, problems: list[Problem]):
+        self.path = path
+        self.key_lines: dict[str, int] = {}
+        self.ok = False
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(path, 1, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"))
+            self.data, self.lines = {}, []
+            return
+        self.lines = text.splitlines()
+        data, self.key_lines = _parse_yaml_mapping(text, path, 1, problems)
+        self.data = data or {}
+        self.ok = data is not None
+
+    def line(self, key: str) -> int:
+        return self.key_lines.get(key, 1)
+
+    def text_line(self, n: int) -> str:
+        return self.lines[n - 1] if 0 < n <= len(self.lines) else ""
+
+
+FAQ_KEYS = ("id", "question", "similar", "answer", "category", "intents", "negative_keywords", "status", "audience", "updated")
+
+
+def _load_faq(path: Path, rel: str, problems: list[Problem]) -> Article | None:
+    """A standalone FAQ entry (faq/<id>.yaml): one standard question, similar ones, a Markdown answer.
+    It is served as an article whose title is the question and whose body is the answer."""
+    doc = _YamlDoc(path, problems)
+    if not doc.ok:
+        return None
+    for key in doc.data:
+        if key not in FAQ_KEYS:
+            problems.append(Problem(path, doc.line(str(key)), f"unknown key '{key}' (an FAQ entry has {', '.join(FAQ_KEYS)})"))
+    entry_id = _required_str(doc, "id", problems)
+    question = _required_str(doc, "question", problems)
+    answer = doc.data.get("answer")
+    if not isinstance(answer, str) or not answer.strip():
+        problems.append(Problem(path, doc.line("answer"), "the answer is empty"))
+        answer = ""
+    status = str(doc.data.get("status", "published"))
+    if status not in STATUSES:
+        problems.append(Problem(path, doc.line("status"), f"status must be one of {', '.join(STATUSES)}, not '{status}'"))
+    similar = tuple(q.strip() for q in _str_list(doc, "similar", problems) if q.strip())
+    intents, negatives, audience = _str_list(doc, "intents", problems), _str_list(doc, "negative_keywords", problems), _audience(doc, problems)
+    if not entry_id or not question or not answer:
+        return None
+    body_line = doc.line("answer")
+    if re.search(r":\s*[|>][-+0-9]*\s*$", doc.text_line(body_line)):  # a block scalar (answer: |) starts below
+        body_line += 1
+    return Article(
+        id=entry_id,
+        title=question,
+        category=str(doc.data.get("category") or ""),
+        intents=intents,
+        tags=(),
+        status=status,
+        updated=str(doc.data.get("updated") or ""),
+        body=answer.strip("\n"),
+        path=rel,
+        body_line=body_line,
+        questions=(question, *similar),
+        negative_keywords=negatives,
+        audience=audience,
+        source="faq",
+        questions_line=doc.line("question"),
     )
 
 
@@ -324,6 +411,12 @@ def normalize_question(text: str) -> str:
     while previous != flat:
         previous, flat = flat, _FILLER.sub("", flat)
     return flat
+
+
+def _key_line(path: Path, key: str) -> int:
+    """The line of a key in an article's front matter or an FAQ entry's YAML."""
+    doc = _YamlDoc(path, []) if path.suffix in (".yaml", ".yml") else _Doc(path, [])
+    return doc.line(key)
 
 
 def _first_line_of(body: str, name: str) -> int:
@@ -432,13 +525,15 @@ def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
     article_files = sorted((root / "articles").rglob("*.md"))
     template_files = sorted((root / "templates").rglob("*.md"))
     intents_file = root / "intents.yaml"
-    if not article_files:
-        problems.append(Problem(root / "articles", 1, "no articles found (expected articles/**/*.md)"))
+    if not article_files and not (root / "faq").is_dir():
+        problems.append(Problem(root / "articles", 1, "no articles found (expected articles/**/*.md or faq/*.yaml)"))
 
     def rel(p: Path) -> str:
         return p.relative_to(root).as_posix()
 
+    faq_files = sorted((root / "faq").glob("*.yaml")) + sorted((root / "faq").glob("*.yml"))
     articles = [a for p in article_files if (a := _load_article(p, rel(p), problems))]
+    articles += [a for p in faq_files if (a := _load_faq(p, rel(p), problems))]
     templates = [t for p in template_files if (t := _load_template(p, rel(p), problems))]
     intents_doc = _load_intents_file(intents_file, rel(intents_file), problems) if intents_file.exists() else _IntentsFile([])
     intent_rows = intents_doc.intents
@@ -447,7 +542,7 @@ def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
     for item in [*articles, *templates]:
         path = root / item.path
         if item.id in seen_ids:
-            line = _Doc(path, []).line("id")
+            line = _key_line(path, "id")
             problems.append(Problem(path, line, f"duplicate id '{item.id}' (already used by {seen_ids[item.id]})"))
         else:
             seen_ids[item.id] = item.path
@@ -456,14 +551,14 @@ def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
         for other in item.distinct_facts:
             if other not in seen_ids:
                 path = root / item.path
-                problems.append(Problem(path, _Doc(path, []).line("distinct_facts"), f"distinct_facts: unknown id '{other}'"))
+                problems.append(Problem(path, _key_line(path, "distinct_facts"), f"distinct_facts: unknown id '{other}'"))
 
     asked: dict[str, tuple[Path, int]] = {}  # normalised question -> its first place
     for article in articles:
         if article.status != "published":
             continue
         path = root / article.path
-        line = _Doc(path, []).line("questions") if article.questions else 0
+        line = article.questions_line
         for question in article.questions:
             key = normalize_question(question)
             if key in asked and asked[key][0] != path:
@@ -480,9 +575,9 @@ def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
         for name in item.intents:
             if name not in intent_names:
                 path = root / item.path
-                problems.append(Problem(path, _Doc(path, []).line("intents"), f"unknown intent '{name}' (not in intents.yaml)"))
+                problems.append(Problem(path, _key_line(path, "intents"), f"unknown intent '{name}' (not in intents.yaml)"))
 
-    files = article_files + template_files + ([intents_file] if intents_file.exists() else [])
+    files = article_files + faq_files + template_files + ([intents_file] if intents_file.exists() else [])
     kb = KB(
         root=str(root),
         articles=tuple(articles),

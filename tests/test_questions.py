@@ -67,3 +67,61 @@ def test_kb_check_reports_duplicate_questions_with_both_places_and_bad_lists(kb_
     first.write_text(first.read_text(encoding="utf-8").replace(QUESTIONS, "questions: {a: 1}\n"), encoding="utf-8")
     _, problems = check_kb(kb_copy)
     assert any(p.path == first and "'questions' must be a list of strings" in p.message for p in problems)
+
+
+ENTRY = """id: faq-service-hours
+question: 客服几点下班？
+similar:
+  - 晚上十点还有人工客服吗
+  - 人工客服的服务时间是几点到几点
+answer: |
+  在线客服每天 **8:00–24:00** 在线。
+  其他时间可以留言，客服上班后第一时间回复。
+category: 账户
+intents: [refund_status]
+negative_keywords: [电话客服]
+status: published
+audience: public
+updated: 2026-11-20
+"""
+
+
+def _entry(kb_copy, text: str = ENTRY, name: str = "faq-service-hours.yaml"):
+    (kb_copy / "faq").mkdir(exist_ok=True)
+    path = kb_copy / "faq" / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_standalone_faq_entry_is_served_like_an_article(kb_copy, tmp_path, embedder):
+    _entry(kb_copy)
+    s = _suggester(kb_copy, tmp_path, embedder)
+    entry = next(a for a in s.index.kb.published if a.id == "faq-service-hours")
+    assert entry.source == "faq" and entry.title == "客服几点下班？" and entry.audience == "public"
+    assert entry.questions == ("客服几点下班？", "晚上十点还有人工客服吗", "人工客服的服务时间是几点到几点")
+    assert entry.body_line == 7  # the line after `answer: |`, where the Markdown starts
+    out = s.suggest([c("请问客服几点下班")])
+    assert out.answers[0].article_id == "faq-service-hours" and out.answers[0].direct
+    assert "8:00–24:00" in out.answers[0].snippet
+    # a negative keyword vetoes the entry: a request about the phone line is not this answer
+    vetoed = s.suggest([c("电话客服几点下班")])
+    assert "faq-service-hours" not in [a.article_id for a in vetoed.answers]
+
+
+def test_kb_check_reports_faq_entry_problems_by_line(kb_copy):
+    bad = ENTRY.replace("answer: |\n  在线客服每天 **8:00–24:00** 在线。\n  其他时间可以留言，客服上班后第一时间回复。\n", "answer: ''\n")
+    bad = bad.replace("audience: public", "audience: everyone").replace("status: published", "status: live")
+    path = _entry(kb_copy, bad + "colour: red\n")
+    _, problems = check_kb(kb_copy)
+    mine = sorted((p.line, p.message) for p in problems if p.path == path)
+    assert [line for line, _ in mine] == [6, 10, 11, 13], mine
+    assert "the answer is empty" in mine[0][1] and "status must be one of" in mine[1][1]
+    assert "audience must be one of internal, public" in mine[2][1] and "unknown key 'colour'" in mine[3][1]
+
+
+def test_a_question_in_an_entry_and_an_article_is_reported_with_both_places(kb_copy):
+    _with_questions(kb_copy)
+    path = _entry(kb_copy, ENTRY.replace("  - 晚上十点还有人工客服吗\n", "  - 不喜欢，能不能退\n"))
+    _, problems = check_kb(kb_copy)
+    [dup] = [p for p in problems if "duplicate question" in p.message]
+    assert dup.path == path and dup.line == 2 and "articles/refund/return-policy.md:7" in dup.message

@@ -89,6 +89,8 @@ class Suggester:
         self._intents = {i.name: i for i in self.intents}
         self.templates = {t.id: t for t in index.kb.templates}
         self.detector = IntentDetector(self.intents, index.intent_model)
+        # an article / FAQ entry is vetoed by a request naming one of its negative keywords
+        self._negatives = {a.id: tuple(k.lower() for k in a.negative_keywords) for a in index.kb.published if a.negative_keywords}
 
     def with_settings(self, **update) -> "Suggester":
         """A copy with some settings changed (evals and tuning switch pieces off or try other values)."""
@@ -139,8 +141,14 @@ class Suggester:
         # the KB's FAQ questions, matched question to question; merged with the sections per article
         asked = (self.index.search(query.text, k=max(4 * top_k, s.candidates), mode=mode, kind="question", query_vector=qvec)
                  if query.text and s.question_rows and self.index.has_questions else [])
+        vetoed = self._vetoed(query.text)
+        if vetoed:
+            hits = [h for h in hits if h.chunk.article_id not in vetoed]
+            asked = [h for h in asked if h.chunk.article_id not in vetoed]
         # the customer asked one of the KB's FAQ questions (after normalisation): its answer, first
         direct = self.index.direct_question(customer_texts[-1]) if s.direct_answers and s.question_rows and customer_texts else None
+        if direct is not None and direct[0] in vetoed:
+            direct = None
         # how sure retrieval is, from article sections alone: a short FAQ question resembles any short request
         top_similarity = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
         offset = s.latin_offset if is_latin(query.text) else 0.0
@@ -170,6 +178,11 @@ class Suggester:
         timings["total"] = round(sum(timings.values()), 3)
         return Suggestion(intent, emotion, answers, templates, query, abstained, top_similarity, self.index.version, timings,
                           clarify, route, handoff)
+
+    def _vetoed(self, text: str) -> set[str]:
+        """Ids of the articles and FAQ entries whose negative keywords the request contains."""
+        lowered = text.lower()
+        return {aid for aid, words in self._negatives.items() if any(w in lowered for w in words)}
 
     def _templates(self, query: Query, qvec, intent: IntentResult, emotion: Emotion, customer: dict,
                    customer_texts: list[str], mode: str, abstained: bool) -> list[RenderedTemplate]:
