@@ -65,6 +65,7 @@ class HybridSettings(BaseModel):
     bm25_weight: float = Field(0.1, ge=0, description="z: weight of z-scored BM25; linear: of max-normalised BM25; rrf: of its ranks")
     rrf_k: int = Field(60, ge=1, description="rrf: the rank offset k of 1 / (k + rank)")
     candidates: int = Field(100, ge=1, description="candidates taken from each retriever before fusion")
+    synonyms: bool = Field(True, description="BM25 queries also search the words of the KB's synonym groups (synonyms.yaml)")
 
 
 class IntentSettings(BaseModel):

@@ -92,6 +92,7 @@ class KB:
     content_hash: str = field(default="")
     out_of_scope_examples: tuple[str, ...] = ()  # intents.yaml: requests this team does not handle
     builtin_out_of_scope: bool = True  # also learn the package's generic out-of-scope set
+    synonyms: tuple[tuple[str, ...], ...] = ()  # synonyms.yaml: groups of words one request may use for another
 
     @property
     def published(self) -> tuple[Article, ...]:
@@ -107,6 +108,7 @@ class KB:
             "intents": [dataclasses.asdict(i) for i in self.intents],
             "out_of_scope_examples": list(self.out_of_scope_examples),
             "builtin_out_of_scope": self.builtin_out_of_scope,
+            "synonyms": [list(g) for g in self.synonyms],
         }
 
     @classmethod
@@ -123,6 +125,7 @@ class KB:
             content_hash=str(data.get("content_hash") or ""),
             out_of_scope_examples=tuple(data.get("out_of_scope_examples", ())),
             builtin_out_of_scope=bool(data.get("builtin_out_of_scope", True)),
+            synonyms=tuple(tuple(g) for g in data.get("synonyms", ())),
         )
 
 
@@ -497,11 +500,44 @@ def _load_intents(data: dict, text: str, path: Path, problems: list[Problem]) ->
     return intents
 
 
-def _list_item_lines(text: str) -> list[int]:
-    """1-based lines of the items of the top-level `intents:` list."""
+def _load_synonyms(path: Path, problems: list[Problem]) -> tuple[tuple[str, ...], ...]:
+    """synonyms.yaml: a top-level `synonyms:` list of groups, each a list of at least two words
+    (多少钱 / 价格 / 费用 / 收费). A word belongs to one group; words are single tokens (no spaces)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(path, 1, f"not valid UTF-8 ({exc.reason})"))
+        return ()
+    data, key_lines = _parse_yaml_mapping(text, path, 1, problems)
+    if data is None:
+        return ()
+    groups = data.get("synonyms")
+    if not isinstance(groups, list):
+        problems.append(Problem(path, key_lines.get("synonyms", 1), "expected a top-level 'synonyms:' list of word groups"))
+        return ()
+    lines = _list_item_lines(text, "synonyms")
+    out, first_seen = [], {}
+    for i, group in enumerate(groups):
+        line = lines[i] if i < len(lines) else 1
+        if not isinstance(group, list) or len(group) < 2 or not all(isinstance(w, (str, int)) and str(w).strip() for w in group):
+            problems.append(Problem(path, line, "a synonym group is a list of at least two words, e.g. [多少钱, 价格, 费用]"))
+            continue
+        words = tuple(dict.fromkeys(str(w).strip() for w in group))
+        for word in words:
+            if " " in word:
+                problems.append(Problem(path, line, f"synonym '{word}' has a space: use single words"))
+            elif word.lower() in first_seen:
+                problems.append(Problem(path, line, f"'{word}' is already in the group at line {first_seen[word.lower()]}"))
+            first_seen.setdefault(word.lower(), line)
+        out.append(words)
+    return tuple(out)
+
+
+def _list_item_lines(text: str, key: str = "intents") -> list[int]:
+    """1-based lines of the items of a top-level list (`intents:` by default)."""
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     for key_node, value_node in node.value:
-        if key_node.value == "intents" and isinstance(value_node, yaml.SequenceNode):
+        if key_node.value == key and isinstance(value_node, yaml.SequenceNode):
             return [item.start_mark.line + 1 for item in value_node.value]
     return []
 
@@ -577,7 +613,9 @@ def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
                 path = root / item.path
                 problems.append(Problem(path, _key_line(path, "intents"), f"unknown intent '{name}' (not in intents.yaml)"))
 
-    files = article_files + faq_files + template_files + ([intents_file] if intents_file.exists() else [])
+    synonyms_file = root / "synonyms.yaml"
+    synonyms = _load_synonyms(synonyms_file, problems) if synonyms_file.exists() else ()
+    files = article_files + faq_files + template_files + [f for f in (intents_file, synonyms_file) if f.exists()]
     kb = KB(
         root=str(root),
         articles=tuple(articles),
@@ -586,6 +624,7 @@ def check_kb(kb_dir: Path) -> tuple[KB | None, list[Problem]]:
         content_hash=_content_hash(root, files),
         out_of_scope_examples=intents_doc.out_of_scope_examples,
         builtin_out_of_scope=intents_doc.builtin_out_of_scope,
+        synonyms=synonyms,
     )
     return kb, sorted(problems, key=lambda p: (str(p.path), p.line))
 

@@ -1,5 +1,6 @@
 """The eval of the sample KB: labelled conversations replayed through the suggest pipeline (DESIGN §6)."""
 
+import copy
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def _variant_args(variant: str) -> dict:
         "last_turn": {"mode": "hybrid", "last_turn_only": True},
         "no_questions": {"mode": "hybrid", "settings": {"question_rows": False}},  # without FAQ question rows
         "no_direct": {"mode": "hybrid", "settings": {"direct_answers": False}},  # question rows, no direct answers
+        "no_synonyms": {"mode": "hybrid", "hybrid": {"synonyms": False}},  # BM25 without synonyms.yaml
     }[variant]
 
 
@@ -46,6 +48,11 @@ def replay(suggester: Suggester, rows: list[dict], variant: str, progress=None) 
         s = suggester.with_settings(abstain_min_dense=-1.0, abstain_min_dense_oos=-1.0)
     if "settings" in args:
         s = s.with_settings(**args.pop("settings"))
+    if "hybrid" in args:  # retrieval settings live on the index: a shallow copy with other ones
+        index = copy.copy(s.index)
+        index.hybrid = index.hybrid.model_copy(update=args.pop("hybrid"))
+        s = copy.copy(s)
+        s.index = index
     records = []
     for row in rows:
         start = time.perf_counter()

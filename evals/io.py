@@ -9,7 +9,7 @@ from assist.config import Settings
 from assist.errors import AssistError
 
 # The variants of `assist eval run` (defined in evals.conversations): here, where the CLI can read them cheaply.
-CONVERSATION_VARIANTS = ("full", "hybrid", "dense", "bm25", "last_turn", "no_questions", "no_direct")
+CONVERSATION_VARIANTS = ("full", "hybrid", "dense", "bm25", "last_turn", "no_questions", "no_direct", "no_synonyms")
 EVAL_INDEXES = "eval-indexes"  # beside the index folder: <index_dir>/../eval-indexes/<key>/
 
 

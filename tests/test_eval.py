@@ -22,7 +22,7 @@ def test_eval_run_writes_reports_per_variant(env):
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["n_conversations"] == 6
-    assert set(report["variants"]) == {"full", "hybrid", "dense", "bm25", "last_turn", "no_questions", "no_direct"}
+    assert set(report["variants"]) == {"full", "hybrid", "dense", "bm25", "last_turn", "no_questions", "no_direct", "no_synonyms"}
     full = report["variants"]["full"]
     for key in ("answer_hit@1", "answer_hit@3", "answer_mrr@10", "answer_ndcg@10", "template_hit@3", "intent_accuracy",
                 "intent_macro_f1", "oos_precision", "oos_recall", "escalation_precision", "escalation_recall",

@@ -1,6 +1,7 @@
 """jieba tokenizer with a KB user dictionary + BM25 (bm25s) build/save/load/search."""
 
 import functools
+import json
 import logging
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ STOPWORDS = frozenset(
 )
 
 _DICT_FILE = "userdict.txt"
+_SYNONYMS_FILE = "synonyms.json"
 
 
 def _bm25s():
@@ -99,36 +101,46 @@ def user_words(kb: KB) -> list[str]:
 class LexicalIndex:
     """BM25 over tokenized chunk texts; rows align with the chunk list."""
 
-    def __init__(self, bm25, tokenizer: Tokenizer):
+    def __init__(self, bm25, tokenizer: Tokenizer, synonyms: tuple[tuple[str, ...], ...] = ()):
         self._bm25 = bm25
         self.tokenizer = tokenizer
+        self.synonyms = tuple(tuple(g) for g in synonyms)
+        # term -> the other words of its synonym groups, lower case (as tokens are)
+        self._expand: dict[str, tuple[str, ...]] = {}
+        for group in self.synonyms:
+            words = [w.lower() for w in group]
+            for w in words:
+                self._expand[w] = tuple(dict.fromkeys((*self._expand.get(w, ()), *(o for o in words if o != w))))
         # One suggest request asks about the same query text three times (article search, template
         # search, matched terms): the last text's terms and scores are kept, replaced whole (thread-safe).
-        self._last_terms: tuple[str, tuple[str, ...]] | None = None
-        self._last_scores: tuple[str, np.ndarray] | None = None
+        self._last_terms: tuple[tuple[str, bool], tuple[str, ...]] | None = None
+        self._last_scores: tuple[tuple[str, bool], np.ndarray] | None = None
 
     @classmethod
-    def build(cls, texts: list[str], words: list[str]) -> "LexicalIndex":
+    def build(cls, texts: list[str], words: list[str], synonyms: tuple[tuple[str, ...], ...] = ()) -> "LexicalIndex":
         bm25s = _bm25s()
 
-        tokenizer = Tokenizer(words)
+        tokenizer = Tokenizer([*words, *(w for g in synonyms for w in g)])  # synonyms tokenize whole
         corpus = [tokenizer.tokenize(t) or ["\x00empty"] for t in texts]
         bm25 = bm25s.BM25()
         bm25.index(corpus, show_progress=False)
-        return cls(bm25, tokenizer)
+        return cls(bm25, tokenizer, synonyms)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self._bm25.save(str(folder), show_progress=False)
         (folder / _DICT_FILE).write_text("\n".join(self.tokenizer.user_words), encoding="utf-8")
+        (folder / _SYNONYMS_FILE).write_text(json.dumps([list(g) for g in self.synonyms], ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
         bm25s = _bm25s()
 
         words = (folder / _DICT_FILE).read_text(encoding="utf-8").splitlines()
+        synonyms_file = folder / _SYNONYMS_FILE
+        synonyms = json.loads(synonyms_file.read_text(encoding="utf-8")) if synonyms_file.exists() else []
         bm25 = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
-        return cls(bm25, Tokenizer(words))
+        return cls(bm25, Tokenizer(words), tuple(tuple(g) for g in synonyms))
 
     def clear_memo(self) -> None:
         """Forget the last query's terms and scores (benchmarks time a request's first BM25 pass)."""
@@ -137,26 +149,30 @@ class LexicalIndex:
     def __len__(self) -> int:
         return int(self._bm25.scores["num_docs"])
 
-    def query_terms(self, text: str) -> list[str]:
-        """The query's tokens that occur in the index, unique, in order."""
+    def query_terms(self, text: str, expand: bool = True) -> list[str]:
+        """The query's tokens that occur in the index, unique, in order; with `expand`, each followed by
+        the words of its synonym groups (价格 also finds 费用 and 收费)."""
         last = self._last_terms
-        if last is not None and last[0] == text:
+        if last is not None and last[0] == (text, expand):
             return list(last[1])
         vocab = self._bm25.vocab_dict
-        terms = list(dict.fromkeys(t for t in self.tokenizer.tokenize(text) if t in vocab))
-        self._last_terms = (text, tuple(terms))
+        tokens = self.tokenizer.tokenize(text)
+        if expand and self._expand:
+            tokens = [w for t in tokens for w in (t, *self._expand.get(t, ()))]
+        terms = list(dict.fromkeys(t for t in tokens if t in vocab))
+        self._last_terms = ((text, expand), tuple(terms))
         return terms
 
-    def scores(self, text: str) -> np.ndarray:
+    def scores(self, text: str, expand: bool = True) -> np.ndarray:
         """BM25 score of every row for `text` (zeros when no term is known). Read-only: it may be shared."""
         last = self._last_scores
-        if last is not None and last[0] == text:
+        if last is not None and last[0] == (text, expand):
             return last[1]
-        ids = [self._bm25.vocab_dict[t] for t in self.query_terms(text)]
+        ids = [self._bm25.vocab_dict[t] for t in self.query_terms(text, expand)]
         if not ids:
             out = np.zeros(len(self), dtype=np.float32)
         else:
             out = np.asarray(self._bm25.get_scores_from_ids(ids), dtype=np.float32)
         out.flags.writeable = False
-        self._last_scores = (text, out)
+        self._last_scores = ((text, expand), out)
         return out

@@ -209,7 +209,7 @@ class Index:
         return dict(zip(rows.tolist(), scores.tolist()))
 
     def _bm25(self, text: str, want: int, kind: str | None) -> dict[int, float]:
-        all_bm25 = self.lexical.scores(text)
+        all_bm25 = self.lexical.scores(text, self.hybrid.synonyms)
         rows = np.flatnonzero(all_bm25 > 0)  # rows sharing a term: usually a small share of the corpus
         if kind is not None:
             rows = rows[self.mask_of_kind(kind)[rows]]

@@ -218,7 +218,7 @@ def build_from_chunks(
         work.mkdir()
         np.save(work / "vectors.npy", vectors)
         save_dense(build_dense(vectors, dense), work / "dense.faiss")
-        LexicalIndex.build([c.embed_text for c in chunks], list(words)).save(work / "lexical")
+        LexicalIndex.build([c.embed_text for c in chunks], list(words), kb.synonyms if kb else ()).save(work / "lexical")
         with open(work / "chunks.jsonl", "w", encoding="utf-8") as f:
             for c in chunks:
                 f.write(json.dumps(dataclasses.asdict(c), ensure_ascii=False) + "\n")

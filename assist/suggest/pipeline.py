@@ -120,7 +120,7 @@ class Suggester:
         qvec = bm25_ahead = None
         if query.text:  # the intent model reads the query vector in every mode
             if mode in ("hybrid", "bm25"):  # jieba + BM25 (pure Python) meanwhile; search then finds the lexical memo
-                bm25_ahead = _side_thread().submit(self.index.lexical.scores, query.text)
+                bm25_ahead = _side_thread().submit(self.index.lexical.scores, query.text, self.index.hybrid.synonyms)
             qvec = self.index.embedder.encode_queries([query.text])[0]
             if bm25_ahead is not None:
                 bm25_ahead.result()
@@ -156,7 +156,7 @@ class Suggester:
             hits, intent.name == "out_of_scope", s.abstain_min_dense - offset, s.abstain_min_dense_oos - offset))
         answers: list[Answer] = []
         if not abstained:
-            terms = self.index.lexical.query_terms(query.text)
+            terms = self.index.lexical.query_terms(query.text, self.index.hybrid.synonyms)
             scored = boosted(hits + asked, intent.name, intent.confidence, s.intent_boost, s.question_offset)
             if emotion.escalate:
                 scored = without_regulator_channels(scored)
