@@ -19,7 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-kb_app = typer.Typer(help="Check the knowledge base.", no_args_is_help=True)
+kb_app = typer.Typer(help="Check the knowledge base; import and export FAQ spreadsheets.", no_args_is_help=True)
 index_app = typer.Typer(help="Build, list and roll back index versions.", no_args_is_help=True)
 model_app = typer.Typer(help="Install the offline embedding model.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
@@ -92,6 +92,43 @@ def kb_check(kb_dir: Annotated[Optional[Path], typer.Argument(help="KB folder [d
     warned = f", {len(conflicts)} warning(s)" if conflicts else ""
     typer.echo(f"ok: {published} published articles ({len(articles) - published} drafts){faq}, {questions} FAQ questions, "
                f"{len(kb.templates)} templates, {len(kb.intents)} intents{warned}")
+
+
+@kb_app.command("import")
+@handle_errors
+def kb_import(
+    sheet: Annotated[Path, typer.Argument(help="an .xlsx or .csv sheet: 标准问, 相似问, 答案, 分类, 意图 (+ 编号, 否定词, 状态, 受众, 更新)")],
+    kb: Annotated[Optional[Path], typer.Option("--kb", help="KB folder [default: ASSIST_KB_DIR]")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check and report, write nothing")] = False,
+) -> None:
+    """Import FAQ entries from a spreadsheet into faq/<id>.yaml (nothing is written when a row is bad)."""
+    from assist.faqsheet import import_sheet
+
+    kb_dir = kb or get_settings().kb_dir
+    result = import_sheet(sheet, kb_dir, dry_run=dry_run)
+    for problem in result.problems:
+        typer.echo(problem)
+    if result.problems:
+        typer.echo(f"{len(result.problems)} problem(s): nothing written to {kb_dir}", err=True)
+        raise typer.Exit(1)
+    verb = "would create" if dry_run else "created"
+    typer.echo(f"{verb} {len(result.created)}, {'would update' if dry_run else 'updated'} {len(result.updated)}, "
+               f"unchanged {len(result.unchanged)} FAQ entries in {kb_dir / 'faq'}"
+               + ("" if dry_run or not result.written else "; run `assist index build` to serve them"))
+
+
+@kb_app.command("export")
+@handle_errors
+def kb_export(
+    out: Annotated[Path, typer.Option("--out", help="the sheet to write")],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx or csv")] = "xlsx",
+    kb: Annotated[Optional[Path], typer.Option("--kb", help="KB folder [default: ASSIST_KB_DIR]")] = None,
+) -> None:
+    """Write the KB's FAQ entries to a spreadsheet (the columns `assist kb import` reads)."""
+    from assist.faqsheet import export_sheet
+
+    count = export_sheet(kb or get_settings().kb_dir, out, fmt)
+    typer.echo(f"wrote {count} FAQ entries to {out}")
 
 
 # --- index -----------------------------------------------------------------------------------------

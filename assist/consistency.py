@@ -8,6 +8,7 @@ values do not overlap. `assist kb check` prints them as warnings, with both plac
 """
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -56,15 +57,19 @@ class Mention:
 
 @dataclass(frozen=True)
 class Conflict:
-    first: Mention
-    second: Mention
-    shared: tuple[str, ...]  # the words both clauses name the fact with
+    first: Mention  # the place that disagrees with the others
+    second: Mention  # a place stating the figure most places give
+    shared: tuple[str, ...]  # the words both name the fact with
+    also: tuple[Mention, ...] = ()  # more places agreeing with `second` (at most a few)
+    more: int = 0  # and how many beyond those
 
     def message(self, root: Path) -> tuple[Path, int, str]:
-        """Where and what to print: the first place, with the second in the message."""
-        a, b = self.first, self.second
+        """Where and what to print: the disagreeing place, with the others in the message."""
+        a = self.first
+        places = ", ".join(f"{m.path}:{m.line} ({m.item})" for m in (self.second, *self.also))
+        more = f" and {self.more} more place(s)" if self.more else ""
         return (root / a.path, a.line,
-                f"warning: '{a.text}' here but '{b.text}' in {b.path}:{b.line} ({b.item}) for the same fact "
+                f"warning: '{a.text}' here but '{self.second.text}' in {places}{more} for the same fact "
                 f"({'、'.join(self.shared)})")
 
 
@@ -129,30 +134,65 @@ def _disagree(a: Mention, b: Mention) -> bool:
     return a.kind == b.kind and (a.hi < b.lo or b.hi < a.lo)
 
 
+def _subkeys(words: frozenset[str]):
+    """The keys a mention is filed under: its own and each smaller one of at least MIN_KEY_WORDS words
+    (a heading's "支付宝 / 微信支付" meets a clause's "支付宝/微信")."""
+    ordered = sorted(words)
+    for size in range(MIN_KEY_WORDS, len(ordered) + 1):
+        yield from (frozenset(c) for c in combinations(ordered, size))
+
+
+PLACES_SHOWN = 3  # places of the common figure named in one warning
+
+
 def find_conflicts(kb: KB, tokenize=None) -> list[Conflict]:
-    """Pairs of quantities in different articles / templates sharing an intent that state the same fact
-    with values that do not overlap (one conflict per pair of places). An item's `distinct_facts` lists
-the ids whose figures are known to be for other cases (偏远地区 vs 普通地区 shipping): no conflict with those."""
+    """Quantities in articles / templates sharing an intent that state the same fact with values that
+    do not overlap. Each fact's most common figure is taken as the reference; every place that
+    disagrees with it gets one warning naming a few places that state it (templates first: the reply
+    an agent sends is where a wrong figure hurts most). An item's `distinct_facts` lists the ids whose
+    figures are known to be for other cases (偏远地区 vs 普通地区 shipping): no conflict with those.
+    Mentions are filed by key, so a large KB costs about as many comparisons as it has conflicts."""
     tokenize = tokenize or _tokenizer().tokenize
     items = [(a.id, a.path, a.title, a.body, a.body_line, set(a.intents)) for a in kb.published]
     items += [(t.id, t.path, t.title, t.body, _template_body_line(kb, t.path), set(t.intents)) for t in kb.templates]
-    found = {i: mentions(i, p, title, body, line, tokenize) for i, p, title, body, line, _ in items}
     intents = {i: names for i, *_, names in items}
+    templates = {t.id for t in kb.templates}
     distinct = {(x.id, y) for x in [*kb.published, *kb.templates] for y in x.distinct_facts}
-    conflicts, seen = [], set()
-    for (x, xs), (y, ys) in combinations(found.items(), 2):
-        if not intents[x] & intents[y] or (x, y) in distinct or (y, x) in distinct:
+    buckets: dict[tuple[str, frozenset[str]], list[Mention]] = {}
+    for i, p, title, body, line, _ in items:
+        for m in mentions(i, p, title, body, line, tokenize):
+            if len(m.words) >= MIN_KEY_WORDS:
+                for key in _subkeys(m.words):
+                    buckets.setdefault((m.kind, key), []).append(m)
+
+    def agree(a: Mention, b: Mention) -> tuple[str, ...] | None:
+        if a.item == b.item or not intents[a.item] & intents[b.item] or (a.item, b.item) in distinct or (b.item, a.item) in distinct:
+            return None
+        return _same_fact(a, b) if _disagree(a, b) else None
+
+    conflicts, reported = [], set()
+    for _, group in sorted(buckets.items(), key=lambda kv: (kv[0][0], sorted(kv[0][1]))):
+        if len({m.item for m in group}) < 2:
             continue
-        for a in xs:
-            for b in ys:
-                if not _disagree(a, b):
-                    continue
-                shared = _same_fact(a, b)
-                key = (a.path, a.line, b.path, b.line)
-                if shared and key not in seen:
-                    seen.add(key)
-                    conflicts.append(Conflict(a, b, shared))
-    return conflicts
+        votes = Counter((m.lo, m.hi) for m in {(m.item, m.lo, m.hi): m for m in group}.values())
+        if len(votes) < 2:
+            continue
+        reference = max(votes, key=lambda v: (votes[v], -group.index(next(m for m in group if (m.lo, m.hi) == v))))
+        refs = sorted((m for m in group if (m.lo, m.hi) == reference), key=lambda m: m.item not in templates)
+        for m in group:
+            place = (m.path, m.line, m.text)
+            if (m.lo, m.hi) == reference or place in reported:
+                continue
+            partners, shared = [], None
+            for r in refs:
+                found = agree(m, r)
+                if found:
+                    shared = shared or found
+                    partners.append(r)
+            if partners:
+                reported.add(place)
+                conflicts.append(Conflict(m, partners[0], shared, tuple(partners[1:PLACES_SHOWN]), max(0, len(partners) - PLACES_SHOWN)))
+    return sorted(conflicts, key=lambda c: (c.first.path, c.first.line))
 
 
 def _template_body_line(kb: KB, rel: str) -> int:

@@ -659,3 +659,25 @@ def test_a_transfer_shows_the_route_and_a_handoff_note_to_copy(open_sidebar):
     expect(page.locator("#toast")).to_have_text("已复制转接说明")
     assert page.evaluate("navigator.clipboard.readText()") == text
     shoot(page, "handoff")
+
+
+def test_the_matched_faq_question_is_shown_above_the_snippet(open_sidebar):
+    """An answer found through a FAQ question shows that question (直接命中 when asked word for word)."""
+    page = open_sidebar()
+
+    def with_question(route):
+        response = route.fetch()
+        body = response.json()
+        body["answers"][0].update(matched_question="退款一般几天能到账？", direct=True)
+        if len(body["answers"]) > 1:
+            body["answers"][1].update(matched_question="退到银行卡要多久", direct=False)
+        route.fulfill(response=response, json=body)
+
+    page.route("**/v1/suggest", with_question)
+    say(page, REFUND)
+    first = page.locator("#answers .card.answer").first
+    expect(first.locator(".matched-question")).to_have_text("直接命中退款一般几天能到账？")
+    expect(first.locator(".matched-question.direct")).to_have_count(1)
+    order = first.evaluate("card => [...card.children].map(c => c.className)")
+    assert order.index("matched-question direct") < order.index("snippet"), order  # above the snippet
+    expect(page.locator("#answers .card.answer").nth(1).locator(".matched-question")).to_have_text("匹配问题退到银行卡要多久")

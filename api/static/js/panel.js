@@ -189,6 +189,10 @@ export function createPanel({ client, feedback, hasKey, openSettings, retry, ins
           el("h4", { id: `ans-${n}` }, a.title),
           el("button", { class: "btn btn-ghost icon dismiss", type: "button", "aria-label": `忽略答案：${a.title}`, title: "忽略", onclick: () => dismiss("article", a.article_id) }, "✕")),
         el("p", { class: "path" }, a.heading_path.join(" > ")),
+        a.matched_question
+          ? el("p", { class: `matched-question${a.direct ? " direct" : ""}`, title: a.direct ? "客户问的正是这条常见问题" : "与客户的问题最接近的常见问题" },
+              el("span", { class: "mq-label" }, a.direct ? "直接命中" : "匹配问题"), a.matched_question)
+          : null,
         snippet,
         el("footer", { class: "card-foot" },
           el("button", { class: "btn btn-link", type: "button", "data-focus-key": `open:${a.article_id}`, onclick: () => article.open(a) }, "查看全文"),
