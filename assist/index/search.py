@@ -101,6 +101,7 @@ class Index:
         self.intent_model = None  # the version's trained intent model (assist.suggest.classifier), when it has one
         self._kind_rows: dict[str, np.ndarray] = {}
         self._kind_mask: dict[str, np.ndarray] = {}
+        self._kind_vectors: dict[str, np.ndarray] = {}
         self._vectors_in_faiss = stores_vectors(dense_index)
         self._leads: dict[str, Chunk] | None = None
         self._questions: dict[str, tuple[str, str]] | None = None
@@ -137,6 +138,20 @@ class Index:
         if kind not in self._kind_rows:
             self._kind_rows[kind] = np.asarray([i for i, c in enumerate(self.chunks) if c.kind == kind], dtype=np.int64)
         return self._kind_rows[kind]
+
+    def _vectors_of_kind(self, kind: str) -> np.ndarray:
+        """The vectors of a small kind's rows, gathered once into one contiguous float32 block (not per
+        request from the memory-mapped file)."""
+        if kind not in self._kind_vectors:
+            self._kind_vectors[kind] = np.ascontiguousarray(self.vectors[self.rows_of_kind(kind)], dtype=np.float32)
+        return self._kind_vectors[kind]
+
+    def _vectors_for(self, rows: list[int], kind: str | None) -> np.ndarray:
+        """Vectors of some rows: from the kind's gathered block when it has one (no FAISS reconstruct)."""
+        if kind is not None and kind in self._kind_vectors:
+            positions = np.searchsorted(self.rows_of_kind(kind), np.asarray(rows, dtype=np.int64))
+            return self._kind_vectors[kind][positions]
+        return self.vectors_of(rows)
 
     def mask_of_kind(self, kind: str) -> np.ndarray:
         """Boolean row mask of one kind: filtering FAISS rows with it costs O(depth), not O(chunks)."""
@@ -183,7 +198,7 @@ class Index:
             candidates = set(dense_s) | set(bm25_s)
             missing = [r for r in candidates if r not in dense_s]
             if missing:  # exact cosine for BM25-only candidates, so fusion compares like with like
-                dense_s.update(zip(missing, (self.vectors_of(missing) @ query).tolist()))
+                dense_s.update(zip(missing, (self._vectors_for(missing, kind) @ query).tolist()))
             fused = fuse(dense_s, bm25_s, candidates, self.hybrid)
             clock.lap("fusion")
         order = sorted(fused, key=lambda r: (-fused[r], r))[:k]
@@ -197,8 +212,8 @@ class Index:
 
     def _dense(self, query: np.ndarray, want: int, kind: str | None) -> dict[int, float]:
         allowed = None if kind is None else self.rows_of_kind(kind)
-        if allowed is not None and len(allowed) <= EXACT_ROWS:  # few rows (templates): exact scores, no index
-            sims = np.asarray(self.vectors[allowed] @ query)
+        if allowed is not None and len(allowed) <= EXACT_ROWS:  # few rows (templates, questions): exact, no index
+            sims = self._vectors_of_kind(kind) @ query
             top = top_rows(sims, want)
             return dict(zip(allowed[top].tolist(), sims[top].tolist()))
         depth = want if allowed is None else want * 4
