@@ -65,7 +65,7 @@ def _credentials(request: Request) -> Credentials:
     return request.app.state.credentials
 
 
-def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
+async def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
     """Dependency of the agent endpoints: 401 without a valid X-API-Key."""
     if not key:
         raise ApiError(401, "unauthorized", "missing API key: send it in the X-API-Key header")
@@ -73,7 +73,7 @@ def require_api_key(request: Request, key: Annotated[str | None, Security(api_ke
         raise ApiError(401, "unauthorized", "invalid API key")
 
 
-def require_admin(request: Request, auth: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> None:
+async def require_admin(request: Request, auth: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> None:
     """Dependency of the admin endpoints: 401 without a valid bearer token, 403 for an agent key."""
     creds = _credentials(request)
     if auth is not None and _matches(auth.credentials, creds.admin_tokens):

@@ -1,4 +1,7 @@
-"""Dependencies as Annotated aliases: what a route needs, taken from the app's state."""
+"""Dependencies as Annotated aliases: what a route needs, taken from the app's state.
+
+They are `async def`: each only reads app state, and FastAPI runs a plain `def` dependency in the
+thread pool, one hop per dependency per request."""
 
 from typing import Annotated
 
@@ -10,23 +13,23 @@ from assist.config import Settings
 from assist.feedback import FeedbackStore
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
     return request.app.state.service
 
 
-def _loaded(request: Request) -> Loaded:
+async def _loaded(request: Request) -> Loaded:
     return request.app.state.service.require()
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def _feedback(request: Request) -> FeedbackStore:
+async def _feedback(request: Request) -> FeedbackStore:
     return request.app.state.feedback
 
 

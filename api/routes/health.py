@@ -10,13 +10,13 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=HealthResponse, summary="The process is alive")
-def healthz() -> dict:
+async def healthz() -> dict:  # async: a probe needs no thread-pool hop
     return {"status": "ok"}
 
 
 @router.get("/readyz", response_model=ReadyResponse, summary="An index is loaded and requests can be served",
             responses=responses(503))
-def readyz(service: ServiceDep) -> dict:
+async def readyz(service: ServiceDep) -> dict:
     version = service.version
     if version is None:
         raise ApiError(503, "not_ready", "no index loaded yet")

@@ -1,6 +1,7 @@
 import time
 
-from fastapi import APIRouter, Depends
+import orjson
+from fastapi import APIRouter, Depends, Response
 
 from api.auth import require_api_key
 from api.deps import LoadedDep, MetricsDep, SettingsDep
@@ -26,15 +27,19 @@ def check_turns(turns: list[Turn], s: Settings) -> None:
     summary="Suggestions for a live conversation",
     responses=responses(400, 401, 413, 415, 422, 500, 503),
 )
-def suggest(body: SuggestRequest, loaded: LoadedDep, settings: SettingsDep, metrics: MetricsDep) -> dict:
+def suggest(body: SuggestRequest, loaded: LoadedDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
     """Intent, emotion, ranked KB answers and filled reply templates for the conversation so far."""
+    # A plain `def` on purpose: the pipeline runs in the thread pool, so two requests' ONNX encodes
+    # (which release the GIL) overlap on two cores; on the event loop they would queue.
     check_turns(body.conversation, settings)
     start = time.perf_counter()
     result = loaded.suggester.suggest(
         [{"role": t.role, "text": t.text} for t in body.conversation], body.customer, body.top_k
     )
     metrics.observe_suggestion(time.perf_counter() - start, result.intent.name, result.intent.escalate or result.emotion.escalate, result.abstained)
-    return result.to_dict()
+    # Encoded here: `Suggestion.to_dict` is the documented shape (the schema tests hold it to
+    # SuggestResponse), so FastAPI's second validation of every field on the way out is skipped.
+    return Response(orjson.dumps(result.to_dict()), media_type="application/json")
 
 
 @router.get("/limits", response_model=LimitsResponse, summary="The configured request limits",

@@ -4,7 +4,7 @@ import copy
 import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from assist.config import SuggestSettings
 from assist.errors import AssistError
@@ -40,27 +40,33 @@ class Suggestion:
     handoff: Handoff | None = None
 
     def to_dict(self) -> dict:
-        """The JSON shape of DESIGN §4."""
+        """The JSON shape of DESIGN §4. Built field by field from the (flat, frozen) dataclasses:
+        `dataclasses.asdict` deep-copies every nested value and cost a quarter of a millisecond here."""
         i = self.intent
         return {
             "intent": {
                 "name": i.name, "label": i.label, "confidence": i.confidence, "escalate": i.escalate,
-                "alternatives": [asdict(a) for a in i.alternatives],
+                "alternatives": [_fields(a) for a in i.alternatives],
             },
             "emotion": {"level": self.emotion.level, "escalate": self.emotion.escalate, "cues": list(self.emotion.cues)},
-            "answers": [{**asdict(a), "heading_path": list(a.heading_path), "matched_terms": list(a.matched_terms)} for a in self.answers],
-            "templates": [{**asdict(t), "missing_variables": list(t.missing_variables),
-                           "missing": [asdict(m) for m in t.missing]} for t in self.templates],
+            "answers": [{**_fields(a), "heading_path": list(a.heading_path), "matched_terms": list(a.matched_terms)} for a in self.answers],
+            "templates": [{**_fields(t), "missing_variables": list(t.missing_variables),
+                           "missing": [_fields(m) for m in t.missing]} for t in self.templates],
             "abstained": self.abstained,
             "clarify": None if self.clarify is None else {
-                "question": self.clarify.question, "options": [asdict(o) for o in self.clarify.options]},
-            "route": None if self.route is None else asdict(self.route),
-            "handoff": None if self.handoff is None else asdict(self.handoff),
+                "question": self.clarify.question, "options": [_fields(o) for o in self.clarify.options]},
+            "route": None if self.route is None else _fields(self.route),
+            "handoff": None if self.handoff is None else _fields(self.handoff),
             "top_similarity": None if self.top_similarity is None else round(self.top_similarity, 4),
             "query": self.query.text,
             "index_version": self.index_version,
             "timings_ms": self.timings_ms,
         }
+
+
+def _fields(obj) -> dict:
+    """A flat dataclass's fields as a new dict (its values are not copied)."""
+    return dict(obj.__dict__)
 
 
 def parse_turns(conversation: list) -> list[Turn]:
