@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from assist.errors import AssistError
+from assist.files import atomic_write_text
 from assist.kb import AUDIENCES, FAQ_KEYS, STATUSES, check_kb, normalize_question
 
 # sheet header (lower case, no spaces) -> entry field
@@ -200,15 +201,21 @@ def _comparable(data: dict) -> dict:
     return out
 
 
+def _loaded_kb(kb_dir: Path):
+    """The KB as `kb check` reads it (problems are reported later, by row); an error when there is none."""
+    kb, problems = check_kb(kb_dir)
+    if kb is None:
+        raise AssistError(f"{kb_dir}: {problems[0].message}" if problems else f"{kb_dir}: not a knowledge base")
+    return kb
+
+
 def import_sheet(path: Path, kb_dir: Path, dry_run: bool = False, today: str | None = None) -> ImportResult:
     """Check every row, then (unless `dry_run` or a row is bad) write one faq/<id>.yaml per row.
     The KB with the new entries must pass `kb check` (e.g. no question also asked by an article)
     before anything is written."""
     path, kb_dir = Path(path), Path(kb_dir)
     result = ImportResult()
-    kb, kb_problems = check_kb(kb_dir)
-    if kb is None:
-        raise AssistError(f"{kb_dir}: {kb_problems[0].message}" if kb_problems else f"{kb_dir}: not a knowledge base")
+    kb = _loaded_kb(kb_dir)
     rows = read_rows(path)
     today = today or datetime.date.today().isoformat()
     entries = _entries(path, rows, {i.name for i in kb.intents}, today, result.problems)
@@ -237,7 +244,7 @@ def import_sheet(path: Path, kb_dir: Path, dry_run: bool = False, today: str | N
         return result
     faq_dir.mkdir(parents=True, exist_ok=True)
     for target, text in planned:
-        _atomic_write(target, text)
+        atomic_write_text(target, text)
     result.written = True
     return result
 
@@ -261,17 +268,9 @@ def _check_with(kb_dir: Path, planned: list[tuple[Path, str]], row_of: dict[int,
         return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def export_sheet(kb_dir: Path, out: Path, fmt: str) -> int:
     """Write the KB's standalone FAQ entries (drafts too) to an .xlsx or .csv sheet; returns the row count."""
-    kb, problems = check_kb(kb_dir)
-    if kb is None:
-        raise AssistError(f"{kb_dir}: {problems[0].message}" if problems else f"{kb_dir}: not a knowledge base")
+    kb = _loaded_kb(kb_dir)
     if fmt not in ("xlsx", "csv"):
         raise AssistError(f"unknown format '{fmt}' (use xlsx or csv)")
     entries = [a for a in kb.articles if a.source == "faq"]

@@ -231,9 +231,7 @@ def _load_article(path: Path, rel: str, problems: list[Problem]) -> Article | No
         return None
     article_id = _required_str(doc, "id", problems)
     title = _required_str(doc, "title", problems)
-    status = str(doc.data.get("status", "published"))
-    if status not in STATUSES:
-        problems.append(Problem(path, doc.line("status"), f"status must be one of {', '.join(STATUSES)}, not '{status}'"))
+    status = _status(doc, problems)
     if not doc.body.strip():
         problems.append(Problem(path, doc.body_line, "the article body is empty"))
     if not article_id or not title:
@@ -255,6 +253,13 @@ def _load_article(path: Path, rel: str, problems: list[Problem]) -> Article | No
         audience=_audience(doc, problems),
         questions_line=doc.line("questions"),
     )
+
+
+def _status(doc, problems: list[Problem]) -> str:
+    status = str(doc.data.get("status", "published"))
+    if status not in STATUSES:
+        problems.append(Problem(doc.path, doc.line("status"), f"status must be one of {', '.join(STATUSES)}, not '{status}'"))
+    return status
 
 
 def _audience(doc, problems: list[Problem]) -> str:
@@ -307,9 +312,7 @@ def _load_faq(path: Path, rel: str, problems: list[Problem]) -> Article | None:
     if not isinstance(answer, str) or not answer.strip():
         problems.append(Problem(path, doc.line("answer"), "the answer is empty"))
         answer = ""
-    status = str(doc.data.get("status", "published"))
-    if status not in STATUSES:
-        problems.append(Problem(path, doc.line("status"), f"status must be one of {', '.join(STATUSES)}, not '{status}'"))
+    status = _status(doc, problems)
     similar = tuple(q.strip() for q in _str_list(doc, "similar", problems) if q.strip())
     intents, negatives, audience = _str_list(doc, "intents", problems), _str_list(doc, "negative_keywords", problems), _audience(doc, problems)
     if not entry_id or not question or not answer:
@@ -503,19 +506,14 @@ def _load_intents(data: dict, text: str, path: Path, problems: list[Problem]) ->
 def _load_synonyms(path: Path, problems: list[Problem]) -> tuple[tuple[str, ...], ...]:
     """synonyms.yaml: a top-level `synonyms:` list of groups, each a list of at least two words
     (多少钱 / 价格 / 费用 / 收费). A word belongs to one group; words are single tokens (no spaces)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(path, 1, f"not valid UTF-8 ({exc.reason})"))
+    doc = _YamlDoc(path, problems)
+    if not doc.ok:
         return ()
-    data, key_lines = _parse_yaml_mapping(text, path, 1, problems)
-    if data is None:
-        return ()
-    groups = data.get("synonyms")
+    groups = doc.data.get("synonyms")
     if not isinstance(groups, list):
-        problems.append(Problem(path, key_lines.get("synonyms", 1), "expected a top-level 'synonyms:' list of word groups"))
+        problems.append(Problem(path, doc.line("synonyms"), "expected a top-level 'synonyms:' list of word groups"))
         return ()
-    lines = _list_item_lines(text, "synonyms")
+    lines = _list_item_lines("\n".join(doc.lines), "synonyms")
     out, first_seen = [], {}
     for i, group in enumerate(groups):
         line = lines[i] if i < len(lines) else 1

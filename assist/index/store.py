@@ -30,6 +30,7 @@ import numpy as np
 
 from assist.config import ChunkSettings, DenseSettings, HybridSettings, IntentSettings, Settings, package_version
 from assist.errors import AssistError, IndexMismatch, IndexNotFound
+from assist.files import atomic_write_text
 from assist.index.chunk import Chunk, chunk_kb
 from assist.index.dense import build_dense, choose_kind, load_dense, save_dense
 from assist.index.embed import Embedder, embedder_from_settings
@@ -92,15 +93,6 @@ class VersionInfo:
     current: bool
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def current_version(index_dir: Path) -> str | None:
     pointer = Path(index_dir) / CURRENT
     if not pointer.exists():
@@ -127,7 +119,7 @@ def list_versions(index_dir: Path) -> list[VersionInfo]:
 def set_current(index_dir: Path, version: str) -> None:
     if not (Path(index_dir) / version / "manifest.json").is_file():
         raise IndexNotFound(f"no index version '{version}' in {index_dir} (see `assist index list`)")
-    _atomic_write(Path(index_dir) / CURRENT, version + "\n")
+    atomic_write_text(Path(index_dir) / CURRENT, version + "\n")
 
 
 def rollback(index_dir: Path, version: str | None = None) -> str:

@@ -131,7 +131,8 @@ class Suggester:
             if bm25_ahead is not None:
                 bm25_ahead.result()
         lap("encode")
-        hits = self.index.search(query.text, k=max(4 * top_k, s.candidates), mode=mode, kind="article", query_vector=qvec) if query.text else []
+        depth = max(4 * top_k, s.candidates)
+        hits = self.index.search(query.text, k=depth, mode=mode, kind="article", query_vector=qvec) if query.text else []
         lap("retrieve")
         intent = self.detector.detect(query.text, qvec, hits)
         if intent.name == OUT_OF_SCOPE and not query.context and not last_turn_only:
@@ -144,13 +145,9 @@ class Suggester:
         lap("intent")
         emotion = detect_emotion(customer_texts, intent.name in self._escalating, s.escalate_level)
         lap("emotion")
-        # the KB's FAQ questions, matched question to question; merged with the sections per article
-        asked = (self.index.search(query.text, k=max(4 * top_k, s.candidates), mode=mode, kind="question", query_vector=qvec)
-                 if query.text and s.question_rows and self.index.has_questions else [])
         vetoed = self._vetoed(query.text)
         if vetoed:
             hits = [h for h in hits if h.chunk.article_id not in vetoed]
-            asked = [h for h in asked if h.chunk.article_id not in vetoed]
         # the customer asked one of the KB's FAQ questions (after normalisation): its answer, first
         direct = self.index.direct_question(customer_texts[-1]) if s.direct_answers and s.question_rows and customer_texts else None
         if direct is not None and direct[0] in vetoed:
@@ -163,6 +160,10 @@ class Suggester:
         answers: list[Answer] = []
         if not abstained:
             terms = self.index.lexical.query_terms(query.text, self.index.hybrid.synonyms)
+            # the KB's FAQ questions, matched question to question; merged with the sections per article
+            asked = (self.index.search(query.text, k=depth, mode=mode, kind="question", query_vector=qvec)
+                     if query.text and s.question_rows and self.index.has_questions else [])
+            asked = [h for h in asked if h.chunk.article_id not in vetoed]
             scored = boosted(hits + asked, intent.name, intent.confidence, s.intent_boost, s.question_offset)
             if emotion.escalate:
                 scored = without_regulator_channels(scored)

@@ -119,7 +119,7 @@ def direct_first(merged: list[tuple[Hit, float, str | None]], article_id: str, q
         if chunk is None:
             return merged
         mine = (Hit(chunk, top), top, question)
-    return [(mine[0], max(top, mine[1]) + DIRECT_MARGIN, question), *rest]
+    return [(mine[0], top + DIRECT_MARGIN, question), *rest]  # `top` is the best score, its own included
 
 
 DIRECT_MARGIN = 0.1  # how far a direct answer's score sits above the best other answer
