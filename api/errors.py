@@ -23,7 +23,7 @@ ASSIST_ERRORS: list[tuple[type[AssistError], int, str]] = [
 
 HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_request",
+    409: "conflict", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited",
     500: "internal_error", 503: "unavailable",
 }
 

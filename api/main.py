@@ -16,7 +16,8 @@ from api.auth import credentials_from_settings, warn_about
 from api.errors import install_error_handlers
 from api.metrics import Metrics
 from api.middleware import BodyGuard, Observe
-from api.routes import admin, feedback, health, kb, suggest
+from api.public import PublicGuard, TokenBucket, parse_networks
+from api.routes import admin, feedback, health, kb, public, suggest
 from api.service import Service
 from assist.config import Settings, get_settings, package_version
 from assist.errors import IndexNotFound
@@ -83,9 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.credentials = credentials_from_settings(s)
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    routers = [module.router for module in (suggest, feedback, kb, admin, health)]
+    routers = [module.router for module in (suggest, feedback, kb, public, admin, health)]
     templates = [(route.path_regex, route.path) for router in routers for route in router.routes]
     app.add_middleware(BodyGuard, max_bytes=s.max_body_bytes)
+    app.add_middleware(PublicGuard, bucket=TokenBucket(s.public_rate, s.public_burst), trusted=parse_networks(s.public_trusted_proxies),
+                       origins=tuple(o.strip() for o in s.public_origins.split(",") if o.strip()), metrics=app.state.metrics)
     app.add_middleware(Observe, metrics=app.state.metrics, templates=templates)  # added last: outermost
     for router in routers:
         app.include_router(router)

@@ -28,6 +28,11 @@ class Metrics:
         self.abstains = Counter("assist_abstains", "suggestions without a good KB answer", registry=r)
         self.feedback = Counter("assist_feedback", "feedback events by type", ["event"], registry=r)
         self.reloads = Counter("assist_index_reloads", "index reloads by result", ["result"], registry=r)
+        self.public_searches = Counter("assist_help_searches", "help-centre searches by result (answered | abstained)", ["result"], registry=r)
+        self.help_events = Counter("assist_help_events", "help-centre events by type (view, helpful, not_helpful, contact)", ["event"], registry=r)
+        self.public_limited = Counter("assist_help_rate_limited", "public requests refused by the per-address rate limit", registry=r)
+        self.deflection = Gauge("assist_help_deflection_ratio", "share of the last 24 hours' help sessions deflected "
+                                "(opened an article, then voted helpful or never followed contact us)", registry=r)
         self.index_info = Gauge("assist_index_info", "the index version being served (value 1)", ["version"], registry=r)
         self._version: str | None = None
         self._version_lock = threading.Lock()

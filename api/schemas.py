@@ -393,3 +393,63 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     status: Literal["ready"] = "ready"
     index_version: str
+
+
+# --- public help centre (customers: no key) ------------------------------------------------------------
+
+MAX_HELP_COMMENT = 500
+
+
+class PublicCategoryOut(BaseModel):
+    name: str
+    count: int = Field(description="published public items in it")
+
+
+class PublicCategoriesOut(BaseModel):
+    categories: list[PublicCategoryOut] = Field(description="categories of the items customers may see, the largest first")
+    contact_url: str = Field(description="the help page's 'contact us' link (it records the click, then redirects)")
+    max_query_chars: int = Field(description="longest search accepted")
+
+
+class PublicHitOut(BaseModel):
+    id: str
+    title: str
+    category: str
+    snippet: str = Field(description="the matching part of the article (its public sections only)")
+    heading_path: list[str]
+    matched_terms: list[str] = Field(description="the search's words found in it, to highlight")
+    matched_question: str | None = Field(None, description="the FAQ question (standard or similar) that matched, when one did")
+
+
+class PublicSearchOut(BaseModel):
+    query: str
+    category: str | None
+    abstained: bool = Field(description="true when the help centre has no good answer: offer `contact_url` instead")
+    results: list[PublicHitOut]
+    contact_url: str
+
+
+class PublicRelatedOut(BaseModel):
+    id: str
+    title: str
+
+
+class PublicArticleOut(BaseModel):
+    id: str
+    title: str
+    category: str
+    updated: str
+    html: str = Field(description="the article's public sections rendered to HTML (raw HTML in the KB is escaped, images point to /v1/public/assets/)")
+    related: list[PublicRelatedOut] = Field(description="other items of its category")
+
+
+class PublicFeedbackRequest(Strict):
+    article_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    helpful: bool = Field(description="the answer to 'was this helpful?'")
+    comment: Annotated[Text, StringConstraints(max_length=MAX_HELP_COMMENT)] | None = Field(
+        None, description="optional words from the customer (stored redacted)")
+    query: Annotated[Text, StringConstraints(max_length=2000)] | None = Field(None, description="the search that led to the article")
+
+
+class PublicFeedbackOut(BaseModel):
+    recorded: bool

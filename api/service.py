@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from assist.config import Settings
 from assist.errors import IndexNotFound
+from assist.helpcentre import HelpCentre
 from assist.index.embed import Embedder
 from assist.index.search import Index
 from assist.index.store import current_version, open_index
@@ -26,6 +27,7 @@ class Loaded:
     suggester: Suggester
     articles: dict[str, Article]
     templates: dict[str, ReplyTemplate]
+    help: HelpCentre  # what customers may see of this version
 
     @property
     def index(self) -> Index:
@@ -72,6 +74,7 @@ class Service:
             suggester,
             {a.id: a for a in index.kb.published},
             {t.id: t for t in index.kb.templates},
+            HelpCentre(suggester, index.path / "assets", self.settings.public_results),
         )
 
     def reload(self) -> ReloadResult:

@@ -293,6 +293,44 @@ def suggest(
 
 # --- eval ------------------------------------------------------------------------------------------
 
+help_app = typer.Typer(help="The customer help centre: deflection and unanswered searches.", no_args_is_help=True)
+app.add_typer(help_app, name="help")
+
+
+@help_app.command("report")
+@handle_errors
+def help_report_cmd(
+    since: Annotated[str, typer.Option("--since", help="7d, 24h, 30m, or a date (2026-11-24)")] = "7d",
+    db: Annotated[Optional[Path], typer.Option("--db", help="the store file [default: ASSIST_FEEDBACK_DB]")] = None,
+    out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("help-report"),
+    top: Annotated[int, typer.Option("--top", min=1, help="unanswered searches listed")] = 20,
+) -> None:
+    """Daily deflection rate, top unanswered searches and votes per article: report.json + report.html."""
+    from datetime import datetime, timezone
+
+    from assist.feedback import FeedbackStore
+    from assist.helpreport import help_report, parse_since, write_report
+
+    start, until = parse_since(since), datetime.now(timezone.utc)
+    path = db or get_settings().feedback_db
+    if not path.exists():
+        raise AssistError(f"no store at {path}: the help centre has recorded nothing yet (or pass --db)")
+    store = FeedbackStore(path)
+    try:
+        report = help_report(store.help_events(start.isoformat(timespec="milliseconds")), start, until, top)
+    finally:
+        store.close()
+    write_report(report, out)
+    t = report["totals"]
+    rate = "–" if t["deflection_rate"] is None else f"{t['deflection_rate']:.1%}"
+    typer.echo(f"{start:%Y-%m-%d %H:%M} – {until:%Y-%m-%d %H:%M} UTC: deflection rate {rate} of {t['sessions']} sessions; "
+               f"{t['searches']} searches, {t['unanswered_searches']} unanswered; helpful {t['helpful']}, not helpful "
+               f"{t['not_helpful']}, contact us {t['contact']}")
+    for row in report["unanswered"][:5]:
+        typer.echo(f"  unanswered: {row['query']}  ({row['sessions']} sessions)")
+    typer.echo(f"report: {out / 'report.json'}, {out / 'report.html'}")
+
+
 eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 

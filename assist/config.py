@@ -135,6 +135,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(65536, ge=1024, description="largest request body accepted (413 above)")
     max_turns: int = Field(50, ge=1, description="most turns in one conversation (422 above)")
     max_turn_chars: int = Field(2000, ge=1, description="most characters in one turn (422 above)")
+    # The customer help centre (/help and /v1/public/*): no key, so limited per client address.
+    public_enabled: bool = Field(True, description="serve the customer help centre (/help, /v1/public/*)")
+    public_origins: str = Field("", description="comma-separated shop origins (https://shop.example.com) allowed to call /v1/public/* from a browser (CORS)")
+    public_rate: float = Field(5.0, gt=0, description="public requests per second one client address may make, sustained (token bucket)")
+    public_burst: int = Field(20, ge=1, description="public requests one client address may make at once (the bucket's size)")
+    public_trusted_proxies: str = Field(
+        "", description="comma-separated addresses or networks (10.0.0.0/8) of proxies whose X-Forwarded-For names the client; "
+        "empty = the connecting address is the client")
+    public_max_query_chars: int = Field(100, ge=1, le=2000, description="longest public search, in characters (422 above)")
+    public_results: int = Field(8, ge=1, le=50, description="results a public search returns by default")
+    public_cache_seconds: int = Field(60, ge=0, description="max-age of the public responses' Cache-Control")
+    public_contact_url: str = Field("mailto:support@example.com", description="where the help centre's 'contact us' link leads (your chat, form or phone page)")
 
 
 @lru_cache

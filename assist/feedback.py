@@ -1,4 +1,5 @@
-"""Agent feedback on suggestions (shown / used / dismissed / edited), stored in SQLite with PII redacted.
+"""Agent feedback on suggestions (shown / used / dismissed / edited) and what customers do in the help
+centre, stored in SQLite with PII redacted.
 
 Conversation and free text pass through `assist.redact.redact` before they reach the file, whoever
 writes. "used" events read back with `FeedbackStore.events` are the raw material for new eval cases.
@@ -16,7 +17,9 @@ from assist.redact import redact
 
 EVENTS = ("shown", "used", "dismissed", "edited")
 KINDS = ("article", "template")
-SCHEMA_VERSION = 1
+# What customers do in the help centre: searched, opened an article, voted on it, followed "contact us".
+HELP_EVENTS = ("search", "view", "helpful", "not_helpful", "contact")
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -33,6 +36,17 @@ CREATE TABLE IF NOT EXISTS feedback (
     text          TEXT   -- free text (e.g. the edited reply), redacted
 );
 CREATE INDEX IF NOT EXISTS feedback_event ON feedback (event, id);
+CREATE TABLE IF NOT EXISTS help_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    session_id TEXT,     -- the help page's random per-tab id (no account, no IP)
+    event      TEXT NOT NULL,
+    query      TEXT,     -- the customer's search, redacted
+    article_id TEXT,
+    abstained  INTEGER,  -- search: 1 when no good answer was found
+    comment    TEXT      -- "was this helpful?" free text, redacted
+);
+CREATE INDEX IF NOT EXISTS help_events_time ON help_events (created_at);
 """
 
 
@@ -53,6 +67,17 @@ class FeedbackEvent:
 class StoredFeedback(FeedbackEvent):
     id: int = 0
     created_at: str = ""
+
+
+@dataclass(frozen=True)
+class HelpEvent:
+    event: str
+    session_id: str | None = None
+    query: str | None = None
+    article_id: str | None = None
+    abstained: bool | None = None
+    comment: str | None = None
+    created_at: str = ""  # set by the store (a test or an import may give its own)
 
 
 class FeedbackStore:
@@ -118,6 +143,28 @@ class FeedbackStore:
             conv = r.pop("conversation")
             out.append(StoredFeedback(**r, conversation=None if conv is None else tuple(json.loads(conv))))
         return out
+
+    def add_help(self, event: HelpEvent) -> None:
+        """Store one help-centre event; query and comment are redacted first."""
+        if event.event not in HELP_EVENTS:
+            raise AssistError(f"unknown help-centre event {event.event!r}; use one of {', '.join(HELP_EVENTS)}")
+        created = event.created_at or datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        row = (created, event.session_id, event.event, None if event.query is None else redact(event.query), event.article_id,
+               None if event.abstained is None else int(event.abstained), None if event.comment is None else redact(event.comment))
+        with self._lock, self._db:
+            self._db.execute("INSERT INTO help_events (created_at, session_id, event, query, article_id, abstained, comment)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+
+    def help_events(self, since: str, until: str | None = None) -> list[HelpEvent]:
+        """Help-centre events created at or after `since` (ISO time) and before `until`, oldest first."""
+        sql, args = "SELECT created_at, session_id, event, query, article_id, abstained, comment FROM help_events WHERE created_at >= ?", [since]
+        if until is not None:
+            sql += " AND created_at < ?"
+            args.append(until)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        return [HelpEvent(event=e, session_id=sid, query=q, article_id=a, abstained=None if ab is None else bool(ab), comment=c, created_at=t)
+                for t, sid, e, q, a, ab, c in rows]
 
     def close(self) -> None:
         with self._lock:

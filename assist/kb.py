@@ -45,6 +45,7 @@ class Article:
     audience: str = "internal"  # internal (agents only) | public (the customer help centre may show it)
     source: str = "article"  # article (articles/**/*.md) | faq (a standalone entry, faq/*.yaml)
     questions_line: int = 0  # where the questions are written (kb check points there)
+    assets: tuple[str, ...] = ()  # images the body shows, as paths under the KB's assets/ folder
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,8 @@ def _load_article(path: Path, rel: str, problems: list[Problem]) -> Article | No
         problems.append(Problem(path, doc.body_line, "the article body is empty"))
     if not article_id or not title:
         return None
+    audience = _audience(doc, problems)
+    assets = check_body(path, doc.body, doc.body_line, audience, problems)
     return Article(
         id=article_id,
         title=title,
@@ -250,8 +253,9 @@ def _load_article(path: Path, rel: str, problems: list[Problem]) -> Article | No
         distinct_facts=_str_list(doc, "distinct_facts", problems),
         questions=tuple(q.strip() for q in _str_list(doc, "questions", problems) if q.strip()),
         negative_keywords=_str_list(doc, "negative_keywords", problems),
-        audience=_audience(doc, problems),
+        audience=audience,
         questions_line=doc.line("questions"),
+        assets=assets,
     )
 
 
@@ -320,6 +324,7 @@ def _load_faq(path: Path, rel: str, problems: list[Problem]) -> Article | None:
     body_line = doc.line("answer")
     if re.search(r":\s*[|>][-+0-9]*\s*$", doc.text_line(body_line)):  # a block scalar (answer: |) starts below
         body_line += 1
+    assets = check_body(path, answer.strip("\n"), body_line, audience, problems)
     return Article(
         id=entry_id,
         title=question,
@@ -336,7 +341,86 @@ def _load_faq(path: Path, rel: str, problems: list[Problem]) -> Article | None:
         audience=audience,
         source="faq",
         questions_line=doc.line("question"),
+        assets=assets,
     )
+
+
+# --- what customers may see: agent-only sections and images -----------------------------------------
+
+# A heading ending with this marker hides its section (and the sections under it) from customers.
+INTERNAL_MARK = re.compile(r"\s*<!--\s*internal\s*-->\s*$", re.IGNORECASE)
+_ANY_MARK = re.compile(r"<!--\s*internal\s*-->", re.IGNORECASE)
+_HEADING = re.compile(r"^ {0,3}#{1,6}\s")
+_FENCE_LINE = re.compile(r"^ {0,3}(```|~~~)")
+IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+ASSETS_DIR = "assets"
+IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+MAX_ASSET_BYTES = 300_000
+
+
+def strip_internal_mark(heading: str) -> tuple[str, bool]:
+    """A heading's text without the internal marker, and whether it had one."""
+    stripped = INTERNAL_MARK.sub("", heading)
+    return stripped, stripped != heading
+
+
+def check_body(path: Path, body: str, body_line: int, audience: str, problems: list[Problem]) -> tuple[str, ...]:
+    """Check internal markers and image references of an article body; return the images it shows
+    (paths under the KB's assets/ folder). Images are files relative to the article's own folder, as
+    a Markdown editor previews them, and must lie in assets/."""
+    from assist.index.chunk import split_sections
+
+    assets: list[str] = []
+    root = _kb_root(path)
+    in_fence = False
+    for n, line in enumerate(body.splitlines()):
+        where = body_line + n
+        if _FENCE_LINE.match(line):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        if _ANY_MARK.search(line) and not (_HEADING.match(line) and INTERNAL_MARK.search(line)):
+            problems.append(Problem(path, where, "'<!-- internal -->' belongs at the end of a heading line (it hides that section from customers)"))
+        for alt, url in IMAGE.findall(line):
+            name = _check_image(path, root, where, alt, url, problems)
+            if name and name not in assets:
+                assets.append(name)
+    if audience == "public" and body.strip() and not any(not s.internal for s in split_sections("", body)):
+        problems.append(Problem(path, body_line, "every section of this public article is marked internal: customers would see nothing"))
+    return tuple(assets)
+
+
+def _kb_root(path: Path) -> Path:
+    """The KB folder of an article or FAQ file (the parent of articles/ or faq/)."""
+    for parent in path.parents:
+        if parent.name in ("articles", "faq", "templates"):
+            return parent.parent
+    return path.parent
+
+
+def _check_image(path: Path, root: Path, line: int, alt: str, url: str, problems: list[Problem]) -> str | None:
+    if re.match(r"^[a-z][a-z0-9+.-]*:|^//", url, re.IGNORECASE):
+        problems.append(Problem(path, line, f"image '{url}' is not a KB file: put images in {ASSETS_DIR}/ (customers' browsers must not fetch other sites)"))
+        return None
+    target = (path.parent / url).resolve()
+    assets = (root / ASSETS_DIR).resolve()
+    if not target.is_relative_to(assets):
+        problems.append(Problem(path, line, f"image '{url}' is outside {ASSETS_DIR}/ (write it relative to this file, e.g. ../../{ASSETS_DIR}/steps.png)"))
+        return None
+    if not target.is_file():
+        problems.append(Problem(path, line, f"image '{url}' not found"))
+        return None
+    if target.suffix.lower() not in IMAGE_TYPES:
+        problems.append(Problem(path, line, f"image '{url}': use {', '.join(IMAGE_TYPES)}"))
+        return None
+    size = target.stat().st_size
+    if size > MAX_ASSET_BYTES:
+        problems.append(Problem(path, line, f"image '{url}' is {size // 1000} KB; at most {MAX_ASSET_BYTES // 1000} KB (help-centre pages load on phones)"))
+        return None
+    if not alt.strip():
+        problems.append(Problem(path, line, f"image '{url}' needs alt text (![what it shows]({url})) for screen readers"))
+    return target.relative_to(assets).as_posix()
 
 
 _ENV = SandboxedEnvironment()

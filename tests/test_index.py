@@ -107,7 +107,7 @@ def test_manifest_records_model_counts_and_kb_hash(tiny_index, embedder):
     assert m["schema_version"] == 1
     assert m["model"] == {"id": embedder.model_id, "dim": embedder.dim}
     assert m["counts"]["chunks"] == len(tiny_index.chunks)
-    assert m["kb"]["articles"] == 5 and m["kb"]["templates"] == 4 and m["kb"]["intents"] == 4
+    assert m["kb"]["articles"] == 7 and m["kb"]["templates"] == 4 and m["kb"]["intents"] == 4
     assert len(m["kb"]["hash"]) == 64
     assert m["dense"]["kind"] == "flat"
 

@@ -12,7 +12,8 @@ runner = CliRunner()
 def test_tiny_kb_is_clean_and_complete():
     kb, problems = check_kb(TINY_KB)
     assert problems == []
-    assert {a.id for a in kb.published} == {"refund-timing", "return-policy", "shipping-delay", "international-shipping", "password-reset"}
+    assert {a.id for a in kb.published} == {"refund-timing", "return-policy", "shipping-delay", "international-shipping", "password-reset",
+                                         "faq-invoice-download", "faq-internal-compensation"}
     assert [a.id for a in kb.articles if a.status == "draft"] == ["draft-notice"]
     assert {t.id for t in kb.templates} == {"tpl-refund-timing", "tpl-refund-timing-vip", "tpl-shipping-delay", "tpl-complaint-apology"}
     complaint = next(i for i in kb.intents if i.name == "complaint")

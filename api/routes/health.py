@@ -1,10 +1,13 @@
 """Probes and metrics: open, no credentials (bind the port to a private network)."""
 
+from datetime import datetime, timedelta, timezone
+
 from fastapi import APIRouter, Response
 
-from api.deps import MetricsDep, ServiceDep
+from api.deps import FeedbackDep, MetricsDep, ServiceDep
 from api.errors import ApiError, responses
 from api.schemas import HealthResponse, ReadyResponse
+from assist.helpreport import deflection_rate
 
 router = APIRouter(tags=["operations"])
 
@@ -24,5 +27,8 @@ async def readyz(service: ServiceDep) -> dict:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(m: MetricsDep) -> Response:
+def metrics(m: MetricsDep, store: FeedbackDep) -> Response:
+    since = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat(timespec="milliseconds")
+    rate = deflection_rate(store.help_events(since))
+    m.deflection.set(float("nan") if rate is None else rate)
     return Response(m.render(), media_type=m.content_type)

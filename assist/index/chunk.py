@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from markdown_it import MarkdownIt
 
-from assist.kb import KB, Article, ReplyTemplate
+from assist.kb import KB, Article, ReplyTemplate, strip_internal_mark
 
 PATH_SEP = " > "
 # Chinese sentence ends first, so a long section splits between sentences, not inside words.
@@ -24,6 +24,7 @@ class Chunk:
     heading_path: tuple[str, ...]
     text: str
     intents: tuple[str, ...] = ()
+    public: bool = False  # customers may see it: a published public article's section (not internal) or question
 
     @property
     def question(self) -> bool:
@@ -47,6 +48,7 @@ class Chunk:
 class Section:
     heading_path: tuple[str, ...]
     text: str
+    internal: bool = False  # under a heading marked `<!-- internal -->`: agents only
 
 
 def split_sections(title: str, body: str) -> list[Section]:
@@ -58,21 +60,28 @@ def split_sections(title: str, body: str) -> list[Section]:
         if tok.type == "heading_open" and tok.level == 0 and tok.map:
             heads.append((tok.map[0], tok.map[1], int(tok.tag[1]), tokens[i + 1].content.strip()))
     sections = []
-    stack: list[tuple[int, str]] = []
-    start, path = 0, (title,)
+    stack: list[tuple[int, str, bool]] = []
+    start, path, internal = 0, (title,), False
     for h_start, h_end, level, text in heads:
-        sections.append(Section(path, "\n".join(lines[start:h_start]).strip()))
+        sections.append(Section(path, "\n".join(lines[start:h_start]).strip(), internal))
         while stack and stack[-1][0] >= level:
             stack.pop()
-        stack.append((level, text))
-        names = [t for _, t in stack]
+        text, marked = strip_internal_mark(text)
+        stack.append((level, text, marked))
+        names = [t for _, t, _ in stack]
+        internal = any(m for _, _, m in stack)  # an internal section's sub-sections are internal too
         # An article's top heading usually repeats its title; the path starts with the title once.
         if names and names[0] == title:
             names = names[1:]
         path = (title, *names)
         start = h_end
-    sections.append(Section(path, "\n".join(lines[start:]).strip()))
+    sections.append(Section(path, "\n".join(lines[start:]).strip(), internal))
     return [s for s in sections if s.text]
+
+
+def is_public(article: Article) -> bool:
+    """Customers may see the article (its sections not marked internal): published and public."""
+    return article.status == "published" and article.audience == "public"
 
 
 def _splitter(size: int, overlap: int) -> RecursiveCharacterTextSplitter:
@@ -93,6 +102,7 @@ def chunk_id(article_id: str, heading_path: tuple[str, ...], text: str) -> str:
 def chunk_article(article: Article, size: int = 400, overlap: int = 40) -> list[Chunk]:
     splitter = _splitter(size, overlap)
     chunks, seen = [], set()
+    public = is_public(article)
     for section in split_sections(article.title, article.body):
         pieces = [section.text] if len(section.text) <= size else splitter.split_text(section.text)
         for piece in pieces:
@@ -100,7 +110,8 @@ def chunk_article(article: Article, size: int = 400, overlap: int = 40) -> list[
             if cid in seen:  # the same text twice under one heading: one chunk is enough
                 continue
             seen.add(cid)
-            chunks.append(Chunk(cid, article.id, "article", article.title, section.heading_path, piece, article.intents))
+            chunks.append(Chunk(cid, article.id, "article", article.title, section.heading_path, piece, article.intents,
+                                public and not section.internal))
     return chunks
 
 
@@ -113,7 +124,7 @@ def question_rows(article: Article) -> list[Chunk]:
         cid = chunk_id(article.id, ("?",), question)
         if cid not in seen:
             seen.add(cid)
-            rows.append(Chunk(cid, article.id, "question", article.title, path, question, article.intents))
+            rows.append(Chunk(cid, article.id, "question", article.title, path, question, article.intents, is_public(article)))
     return rows
 
 

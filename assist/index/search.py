@@ -104,6 +104,7 @@ class Index:
         self._kind_vectors: dict[str, np.ndarray] = {}
         self._vectors_in_faiss = stores_vectors(dense_index)
         self._leads: dict[str, Chunk] | None = None
+        self._public_leads: dict[str, Chunk] | None = None
         self._questions: dict[str, tuple[str, str]] | None = None
 
     @property
@@ -134,9 +135,23 @@ class Index:
         key = normalize_question(text)
         return self._questions.get(key) if key else None
 
+    def public_lead(self, article_id: str) -> Chunk | None:
+        """An article's first section that customers may see (None: nothing of it is public)."""
+        if self._public_leads is None:
+            leads: dict[str, Chunk] = {}
+            for c in self.chunks:
+                if c.kind == "article" and c.public:
+                    leads.setdefault(c.article_id, c)
+            self._public_leads = leads
+        return self._public_leads.get(article_id)
+
     def rows_of_kind(self, kind: str) -> np.ndarray:
+        """Rows of one kind: "article", "question", "template", or "public-article" / "public-question"
+        (the rows customers may see)."""
         if kind not in self._kind_rows:
-            self._kind_rows[kind] = np.asarray([i for i, c in enumerate(self.chunks) if c.kind == kind], dtype=np.int64)
+            public, _, base = kind.rpartition("-") if kind.startswith("public-") else ("", "", kind)
+            self._kind_rows[kind] = np.asarray(
+                [i for i, c in enumerate(self.chunks) if c.kind == base and (not public or c.public)], dtype=np.int64)
         return self._kind_rows[kind]
 
     def _vectors_of_kind(self, kind: str) -> np.ndarray:
@@ -171,7 +186,7 @@ class Index:
 
     def search(self, text: str, k: int = 10, mode: str = "hybrid", kind: str | None = None,
                query_vector: np.ndarray | None = None, timings: dict[str, float] | None = None) -> list[Hit]:
-        """Top-k chunk hits for `text`; `kind` ("article" | "template") restricts the chunks searched.
+        """Top-k chunk hits for `text`; `kind` (see `rows_of_kind`) restricts the chunks searched.
 
         `query_vector` lets a caller that already encoded the query (the suggest pipeline) skip a
         second encode. A `timings` dict receives the milliseconds of each stage run: encode, dense,

@@ -10,6 +10,7 @@ Layout of an index folder:
     <version>/lexical/      bm25s files + the jieba user dictionary
     <version>/kb.json       snapshot of articles, templates and intents, so a version serves on its own
     <version>/intent-model.npz  the intent model trained on this KB (assist.suggest.classifier)
+    <version>/assets/       the images the published articles show (the help centre serves them)
 """
 
 import contextlib
@@ -36,7 +37,7 @@ from assist.index.dense import build_dense, choose_kind, load_dense, save_dense
 from assist.index.embed import Embedder, embedder_from_settings
 from assist.index.lexical import LexicalIndex, user_words
 from assist.index.search import Index
-from assist.kb import KB, load_kb
+from assist.kb import ASSETS_DIR, KB, load_kb
 from assist.suggest.classifier import MODEL_FILE, IntentModel
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,8 @@ def build_from_chunks(
         if intent_model is not None:
             intent_model.save(work / MODEL_FILE)
         (work / "kb.json").write_text(json.dumps(snapshot, ensure_ascii=False), encoding="utf-8")
+        if kb:
+            _copy_assets(kb, work)
         seconds = time.perf_counter() - start
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -320,6 +323,15 @@ def _prune(index_dir: Path, keep: int) -> None:
     for info in versions[:-keep]:
         if not info.current:
             shutil.rmtree(index_dir / info.version, ignore_errors=True)
+
+
+def _copy_assets(kb: KB, work: Path) -> None:
+    """The images the published articles show, copied into the version: it serves them on its own, and
+    a rollback brings back the images of its time."""
+    for name in sorted({n for a in kb.published for n in a.assets}):
+        target = work / ASSETS_DIR / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(kb.root) / ASSETS_DIR / name, target)
 
 
 # --- load ----------------------------------------------------------------------------------------

@@ -145,32 +145,12 @@ class Suggester:
         lap("intent")
         emotion = detect_emotion(customer_texts, intent.name in self._escalating, s.escalate_level)
         lap("emotion")
-        vetoed = self._vetoed(query.text)
-        if vetoed:
-            hits = [h for h in hits if h.chunk.article_id not in vetoed]
-        # the customer asked one of the KB's FAQ questions (after normalisation): its answer, first
-        direct = self.index.direct_question(customer_texts[-1]) if s.direct_answers and s.question_rows and customer_texts else None
-        if direct is not None and direct[0] in vetoed:
-            direct = None
         # how sure retrieval is, from article sections alone: a short FAQ question resembles any short request
-        top_similarity = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
-        offset = s.latin_offset if is_latin(query.text) else 0.0
-        abstained = direct is None and (not hits or should_abstain(
-            hits, intent.name == "out_of_scope", s.abstain_min_dense - offset, s.abstain_min_dense_oos - offset))
-        answers: list[Answer] = []
-        if not abstained:
-            terms = self.index.lexical.query_terms(query.text, self.index.hybrid.synonyms)
-            # the KB's FAQ questions, matched question to question; merged with the sections per article
-            asked = (self.index.search(query.text, k=depth, mode=mode, kind="question", query_vector=qvec)
-                     if query.text and s.question_rows and self.index.has_questions else [])
-            asked = [h for h in asked if h.chunk.article_id not in vetoed]
-            scored = boosted(hits + asked, intent.name, intent.confidence, s.intent_boost, s.question_offset)
-            if emotion.escalate:
-                scored = without_regulator_channels(scored)
-            merged = best_per_article(scored, self.index.lead_section)
-            if direct is not None:
-                merged = direct_first(merged, *direct, self.index.lead_section)
-            answers = to_answers(merged, terms, top_k, direct[0] if direct else None)
+        vetoed = self._vetoed(query.text)
+        top_similarity = max((h.dense_score for h in hits if h.dense_score is not None and h.chunk.article_id not in vetoed), default=None)
+        direct_text = customer_texts[-1] if customer_texts else ""
+        abstained, answers = self.rank_answers(query.text, qvec, hits, intent, direct_text, top_k, mode,
+                                               calm=emotion.escalate)
         lap("rank")
         templates = self._templates(query, qvec, intent, emotion, customer, customer_texts, mode, abstained) if query.text else []
         lap("templates")
@@ -185,6 +165,42 @@ class Suggester:
         timings["total"] = round(sum(timings.values()), 3)
         return Suggestion(intent, emotion, answers, templates, query, abstained, top_similarity, self.index.version, timings,
                           clarify, route, handoff)
+
+    def rank_answers(self, text: str, qvec, hits: list, intent: IntentResult, asked_text: str, top_k: int,
+                     mode: str = "hybrid", calm: bool = False, audience: str = "") -> tuple[bool, list[Answer]]:
+        """(abstained, answers) from the article-section `hits` of the query `text`: FAQ question rows
+        merged per article, the negative-keyword veto, a direct answer when `asked_text` is one of the
+        KB's questions word for word, and the abstain decision. `calm` (an upset customer) leaves out
+        sections that point to a regulator. `audience="public"` keeps to what customers may see: `hits`
+        must then come from the "public-article" rows."""
+        s = self.settings
+        public = audience == "public"
+        vetoed = self._vetoed(text)
+        if vetoed:
+            hits = [h for h in hits if h.chunk.article_id not in vetoed]
+        # the customer asked one of the KB's FAQ questions (after normalisation): its answer, first
+        direct = self.index.direct_question(asked_text) if s.direct_answers and s.question_rows and asked_text else None
+        if direct is not None and (direct[0] in vetoed or (public and self.index.public_lead(direct[0]) is None)):
+            direct = None
+        offset = s.latin_offset if is_latin(text) else 0.0
+        abstained = direct is None and (not hits or should_abstain(
+            hits, intent.name == OUT_OF_SCOPE, s.abstain_min_dense - offset, s.abstain_min_dense_oos - offset))
+        if abstained:
+            return True, []
+        terms = self.index.lexical.query_terms(text, self.index.hybrid.synonyms)
+        # the KB's FAQ questions, matched question to question; merged with the sections per article
+        kind = "public-question" if public else "question"
+        asked = (self.index.search(text, k=max(4 * top_k, s.candidates), mode=mode, kind=kind, query_vector=qvec)
+                 if text and s.question_rows and self.index.has_questions else [])
+        asked = [h for h in asked if h.chunk.article_id not in vetoed]
+        scored = boosted(hits + asked, intent.name, intent.confidence, s.intent_boost, s.question_offset)
+        if calm:
+            scored = without_regulator_channels(scored)
+        lead = self.index.public_lead if public else self.index.lead_section
+        merged = best_per_article(scored, lead)
+        if direct is not None:
+            merged = direct_first(merged, *direct, lead)
+        return False, to_answers(merged, terms, top_k, direct[0] if direct else None)
 
     def _vetoed(self, text: str) -> set[str]:
         """Ids of the articles and FAQ entries whose negative keywords the request contains."""
