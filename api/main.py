@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = base_openapi()
-            _apply_limits(schema, {"max_turns": ("maxItems", s.max_turns), "max_turn_chars": ("maxLength", s.max_turn_chars)})
+            _apply_limits(schema, {"max_turns": ("maxItems", s.max_turns), "max_turn_chars": ("maxLength", s.max_turn_chars),
+                                   "public_max_query_chars": ("maxLength", s.public_max_query_chars)})
         return app.openapi_schema
 
     app.openapi = openapi

@@ -55,7 +55,8 @@ async def categories(loaded: LoadedDep, settings: SettingsDep, response: Respons
             responses=responses(404, 422, 429, 500, 503))
 def search(
     request: Request, response: Response, loaded: LoadedDep, settings: SettingsDep, store: FeedbackDep, metrics: MetricsDep,
-    q: Annotated[str, Query(max_length=2000, description="the customer's words; empty with a category lists it")] = "",
+    q: Annotated[str, Query(max_length=2000, description="the customer's words; empty with a category lists it",
+                            json_schema_extra={"x-limit": "public_max_query_chars"})] = "",
     category: Annotated[str | None, Query(max_length=200, description="only this category")] = None,
     limit: Annotated[int | None, Query(ge=1, le=50, description="results wanted [default: ASSIST_PUBLIC_RESULTS]")] = None,
 ) -> dict:
