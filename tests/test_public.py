@@ -237,6 +237,7 @@ def test_sample_kb_public_endpoints_never_return_internal_or_draft_items(sample)
         body = client.get("/v1/public/search", params={"q": q[:100]}).json()
         ids = {h["id"] for h in body["results"]}
         assert ids <= visible, (q, ids - visible)
+        assert not any("](" in h["snippet"] for h in body["results"]), q  # images read as their alt text
         text = json.dumps(body["results"], ensure_ascii=False)  # (the query itself is echoed back)
         assert not any(s[:40] in text for s in secrets), q
     categories = client.get("/v1/public/categories").json()["categories"]

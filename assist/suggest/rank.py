@@ -71,12 +71,13 @@ def matched_terms(terms: list[str], text: str) -> tuple[str, ...]:
     return tuple(longer or found)
 
 
-_MARKUP = re.compile(r"\*\*|__|`+|^#+\s|^\s*[-*]\s|^\s*\|", re.MULTILINE)
+_MARKUP = re.compile(r"\*\*|__|^\s*(?:```|~~~)\w*|`+|^#+\s|^\s*[-*]\s|^\s*\|", re.MULTILINE)
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")  # an image reads as its alt text
 
 
 def snippet(text: str, terms: tuple[str, ...], width: int = 120) -> str:
     """A window of the section around the first matched term (the section start when none match)."""
-    flat = " ".join(_MARKUP.sub("", text).split())
+    flat = " ".join(_MARKUP.sub("", _IMAGE.sub(r"\1", text)).split())
     if len(flat) <= width:
         return flat
     lowered = flat.lower()
