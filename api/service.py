@@ -74,7 +74,7 @@ class Service:
             suggester,
             {a.id: a for a in index.kb.published},
             {t.id: t for t in index.kb.templates},
-            HelpCentre(suggester, index.path / "assets", self.settings.public_results),
+            HelpCentre(suggester, index.path / "assets", self.settings.public_results, self.settings.public_result_margin),
         )
 
     def reload(self) -> ReloadResult:

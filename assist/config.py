@@ -145,6 +145,8 @@ class Settings(BaseSettings):
         "empty = the connecting address is the client")
     public_max_query_chars: int = Field(100, ge=1, le=2000, description="longest public search, in characters (422 above)")
     public_results: int = Field(8, ge=1, le=50, description="results a public search returns by default")
+    public_result_margin: float = Field(
+        0.15, ge=0, description="a public search lists results scoring within this of the best one (cosine units), not every distant match")
     public_cache_seconds: int = Field(60, ge=0, description="max-age of the public responses' Cache-Control")
     public_contact_url: str = Field("mailto:support@example.com", description="where the help centre's 'contact us' link leads (your chat, form or phone page)")
 

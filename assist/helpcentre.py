@@ -112,10 +112,11 @@ def render_page(article: Article, related: tuple[tuple[str, str], ...] = ()) -> 
 class HelpCentre:
     """The public view of one loaded index version (built with it, swapped with it)."""
 
-    def __init__(self, suggester: Suggester, assets_dir: Path | None = None, results: int = 8):
+    def __init__(self, suggester: Suggester, assets_dir: Path | None = None, results: int = 8, margin: float = 0.15):
         self.suggester = suggester
         self.index = index = suggester.index
         self.results = results
+        self.margin = margin
         self.assets_dir = assets_dir
         # an item is visible when published, public, and something of it is not internal
         self.articles: dict[str, Article] = {
@@ -162,10 +163,13 @@ class HelpCentre:
         intent = s.detector.detect(query, qvec, rows)
         abstained, answers = s.rank_answers(query, qvec, rows, intent, query, depth, audience="public")
         hits = []
+        best = max((a.score for a in answers if a.article_id in self.articles), default=0.0)
         for a in answers:
             article = self.articles.get(a.article_id)
             if article is None or (category is not None and article.category != category):
                 continue
+            if a.score < best - self.margin:  # answers, not everything that shares a word
+                break
             hits.append(PublicHit(a.article_id, article.title, article.category, a.snippet, a.heading_path,
                                   a.matched_terms, a.matched_question))
             if len(hits) == limit:

@@ -348,3 +348,12 @@ def test_metrics_show_searches_and_the_deflection_ratio(built):
     assert 'assist_help_searches_total{result="answered"} 1.0' in text
     ratio = float(re.search(r"^assist_help_deflection_ratio (\S+)$", text, re.M).group(1))
     assert 0 < ratio <= 1
+
+
+def test_a_search_lists_answers_near_the_best_not_everything_sharing_a_word(built):
+    with _client(built, public_rate=1000, public_burst=1000) as c:
+        near = c.get("/v1/public/search", params={"q": "退款到账要多久"}).json()["results"]
+    with _client(built, public_rate=1000, public_burst=1000, public_result_margin=10.0) as c:
+        everything = c.get("/v1/public/search", params={"q": "退款到账要多久"}).json()["results"]
+    assert near[0]["id"] == "refund-timing" and "password-reset" not in {h["id"] for h in near}
+    assert "password-reset" in {h["id"] for h in everything}
