@@ -3,6 +3,7 @@
 Run it with `assist serve`, or `uvicorn --factory api.main:create_app`.
 """
 
+import asyncio
 import importlib.util
 import logging
 from contextlib import asynccontextmanager
@@ -21,9 +22,10 @@ from api.routes import admin, feedback, health, kb, public, suggest
 from api.service import Service
 from assist.config import Settings, get_settings, package_version
 from assist.errors import IndexNotFound
-from assist.feedback import FeedbackStore
+from assist.feedback import FeedbackStore, retention_cutoff
 from assist.index.embed import embedder_from_settings
 from assist.redact import configure_logging
+from assist.suggestlog import LogWriter
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,31 @@ async def lifespan(app: FastAPI):
     except IndexNotFound as exc:  # start unready: readyz says 503 until a build and a reload
         log.error("%s", exc)
     app.state.service = service
-    app.state.feedback = FeedbackStore(s.feedback_db)
+    app.state.feedback = store = FeedbackStore(s.feedback_db)
+    app.state.suggestion_log = LogWriter(store, on_drop=app.state.metrics.log_dropped.inc) if s.suggestion_log else None
     app.state.metrics.set_index_version(service.version)
+    purger = asyncio.create_task(_purge_every_hour(store, s.retention_days)) if s.retention_days else None
     log.info("assist API ready: index %s, feedback in %s", service.version, s.feedback_db)
     try:
         yield
     finally:
-        app.state.feedback.close()
+        if purger is not None:
+            purger.cancel()
+        if app.state.suggestion_log is not None:
+            app.state.suggestion_log.close()
+        store.close()
+
+
+async def _purge_every_hour(store: FeedbackStore, days: int) -> None:
+    """Retention: what is older than `days` goes, at start and then every hour."""
+    while True:
+        try:
+            deleted = await asyncio.to_thread(store.purge, retention_cutoff(days))
+            if any(deleted.values()):
+                log.info("retention (%d days): deleted %s", days, deleted)
+        except Exception as exc:  # a locked or full store: try again next hour
+            log.warning("retention purge failed: %s: %s", type(exc).__name__, exc)
+        await asyncio.sleep(3600)
 
 
 def _apply_limits(node, limits: dict[str, tuple[str, int]]) -> None:

@@ -33,6 +33,7 @@ class Metrics:
         self.public_limited = Counter("assist_help_rate_limited", "public requests refused by the per-address rate limit", registry=r)
         self.deflection = Gauge("assist_help_deflection_ratio", "share of the last 24 hours' help sessions deflected "
                                 "(opened an article, then voted helpful or never followed contact us)", registry=r)
+        self.log_dropped = Counter("assist_suggestion_log_dropped", "suggestion-log rows dropped because the store stayed unwritable", registry=r)
         self.index_info = Gauge("assist_index_info", "the index version being served (value 1)", ["version"], registry=r)
         self._version: str | None = None
         self._version_lock = threading.Lock()

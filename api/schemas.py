@@ -132,6 +132,7 @@ class SuggestRequest(Strict):
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K), BeforeValidator(_integral)] | None = Field(
         None, description="answers to return (default: the configured number)"
     )
+    session_id: Ident | None = Field(None, description="the conversation's id (the sidebar's): the suggestion log and erasure group by it")
     model_config = ConfigDict(json_schema_extra={"examples": [SUGGEST_EXAMPLE]})
 
 
@@ -221,6 +222,7 @@ class SuggestResponse(BaseModel):
     query: str = Field(description="the retrieval query built from the conversation")
     index_version: str
     timings_ms: dict[str, float]
+    request_id: str = Field(description="this response's id in the suggestion log: send it back with feedback")
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -261,6 +263,7 @@ class FeedbackRequest(Strict):
     index_version: Ident | None = None
     latency_ms: float | None = Field(None, ge=0, le=3_600_000, description="time from suggestion shown to this action")
     session_id: Ident | None = Field(None, description="the sidebar's conversation id, to group events")
+    request_id: Ident | None = Field(None, description="the `request_id` of the suggest response the item was shown in")
     conversation: Conversation | None = Field(None, description="the conversation at that moment; stored with personal data redacted")
     text: Annotated[Text, StringConstraints(max_length=8000)] | None = Field(
         None, description="free text, e.g. the reply as the agent edited it; stored with personal data redacted"
@@ -453,3 +456,16 @@ class PublicFeedbackRequest(Strict):
 
 class PublicFeedbackOut(BaseModel):
     recorded: bool
+
+
+# --- data: retention and erasure --------------------------------------------------------------------
+
+
+class EraseRequest(Strict):
+    session_id: Ident | None = Field(None, description="erase this conversation session's rows")
+    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        None, description="erase this customer's rows (the `id` / `customer_id` sent in suggest requests' customer)")
+
+
+class EraseResponse(BaseModel):
+    erased: dict[str, int] = Field(description="rows deleted per table")

@@ -331,6 +331,162 @@ def help_report_cmd(
     typer.echo(f"report: {out / 'report.json'}, {out / 'report.html'}")
 
 
+review_app = typer.Typer(help="The weekly review: KPIs, per-item numbers and knowledge gaps, and the fixes for them.",
+                         invoke_without_command=True)
+app.add_typer(review_app, name="review")
+data_app = typer.Typer(help="Stored data: retention and erasure.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _store(db: Optional[Path]):
+    from assist.feedback import FeedbackStore
+
+    path = db or get_settings().feedback_db
+    if not path.exists():
+        raise AssistError(f"no store at {path} (set ASSIST_FEEDBACK_DB or pass --db)")
+    return FeedbackStore(path)
+
+
+StoreDb = Annotated[Optional[Path], typer.Option("--db", help="the store file [default: ASSIST_FEEDBACK_DB]")]
+
+
+def run_review(since: str, db: Optional[Path], until: Optional[str] = None) -> dict:
+    """The review report of a period (the CLI and GET /v1/admin/review)."""
+    from datetime import datetime, timezone
+
+    from assist.feedback import FeedbackStore
+    from assist.helpreport import help_report, parse_since
+    from assist.index.store import open_index
+    from assist.review import build_review
+
+    start = parse_since(since)
+    end = parse_since(until) if until else datetime.now(timezone.utc)
+    s = get_settings()
+    try:
+        index = open_index(s)
+    except AssistError:  # no index yet: the review still has its numbers, gaps come without a nearest article
+        index = None
+    store = db if isinstance(db, FeedbackStore) else _store(db)
+    try:
+        report = build_review(store, start, end, index.kb if index else None, index, index.embedder if index else None)
+        iso = lambda t: t.isoformat(timespec="milliseconds")  # noqa: E731
+        report["help"] = help_report(store.help_events(iso(start), iso(end)), start, end)
+    finally:
+        if not isinstance(db, FeedbackStore):
+            store.close()
+    return report
+
+
+@review_app.callback()
+@handle_errors
+def review(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option("--since", help="7d, 24h, or a date (2026-11-24)")] = "7d",
+    until: Annotated[Optional[str], typer.Option("--until", help="end of the period [default: now]")] = None,
+    out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("review"),
+    db: StoreDb = None,
+) -> None:
+    """Last week in numbers: daily KPIs with week-over-week change, per article and template, never-suggested and
+    stale items, knowledge gaps with a suggested fix, experiments, the help centre. Writes report.json + report.html."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from assist.files import atomic_write_text
+    from assist.reviewpage import render
+
+    report = run_review(since, db, until)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
+    atomic_write_text(out / "report.html", render(report, str(out / "report.json")))
+    t, c = report["totals"], report["change"]
+    pct = lambda v: "–" if v is None else f"{v:.1%}"  # noqa: E731
+    change = "–" if c["acceptance_rate"] is None else f"{c['acceptance_rate']:+.1%}"
+    typer.echo(f"{report['since'][:16]} – {report['until'][:16]} UTC: {t['suggestions']} suggestions, acceptance "
+               f"{pct(t['acceptance_rate'])} ({change} vs previous), "
+               f"dismissed {pct(t['dismiss_rate'])}, no good answer {pct(t['abstain_rate'])}, p95 {t['latency_p95_ms']} ms")
+    for g in report["gaps"][:5]:
+        typer.echo(f"  {g['id']}: {g['distinct']} requests ({g['volume']} times), e.g. {g['examples'][0]!r} -> {g['suggested']['text']}")
+    typer.echo(f"report: {out / 'report.json'}, {out / 'report.html'}")
+
+
+@review_app.command("apply")
+@handle_errors
+def review_apply(
+    gap_id: Annotated[str, typer.Argument(help="a gap id from report.json (gap-…)")],
+    add_to: Annotated[Optional[str], typer.Option("--add-to", help="article or FAQ entry id that should answer these requests")] = None,
+    ignore: Annotated[bool, typer.Option("--ignore", help="no fix: later reviews leave this gap out")] = False,
+    report_file: Annotated[Path, typer.Option("--report", help="the review's report.json")] = Path("review/report.json"),
+    kb: Annotated[Optional[Path], typer.Option("--kb", help="KB folder [default: ASSIST_KB_DIR]")] = None,
+    eval_file: Annotated[Optional[Path], typer.Option("--eval-file", help="append the requests as eval cases here")] = Path("evals/queries.jsonl"),
+    db: StoreDb = None,
+) -> None:
+    """Fix a gap: its requests become similar questions of an article (and `review` eval cases), or it is ignored."""
+    from assist.review import apply_gap, find_gap, ignore_gap
+
+    if ignore == bool(add_to):
+        raise AssistError("give either --add-to ARTICLE or --ignore")
+    if not report_file.is_file():
+        raise AssistError(f"no review report at {report_file}: run `assist review --out DIR` first, or pass --report")
+    gap = find_gap(json.loads(report_file.read_text(encoding="utf-8")), gap_id)
+    store = _store(db) if db or get_settings().feedback_db.exists() else _new_store()
+    try:
+        if ignore:
+            ignore_gap(store, gap)
+            typer.echo(f"{gap_id}: ignored; later reviews leave it out")
+            return
+        done = apply_gap(store, gap, kb or get_settings().kb_dir, add_to, eval_file)
+    finally:
+        store.close()
+    typer.echo(f"{gap_id}: {len(done['questions_added'])} similar questions added to {done['article']} ({done['path']}), "
+               f"{done['eval_cases']} eval cases appended to {eval_file}")
+    typer.echo("next: assist kb check, assist index build, assist eval run + compare (the gate)")
+
+
+def _new_store():
+    from assist.feedback import FeedbackStore
+
+    return FeedbackStore(get_settings().feedback_db)
+
+
+@data_app.command("purge")
+@handle_errors
+def data_purge(
+    older_than: Annotated[Optional[int], typer.Option("--older-than", min=1, help="days [default: ASSIST_RETENTION_DAYS]")] = None,
+    db: StoreDb = None,
+) -> None:
+    """Delete feedback, suggestion-log rows and help-centre events older than the retention period."""
+    from assist.feedback import retention_cutoff
+
+    days = older_than or get_settings().retention_days
+    if not days:
+        raise AssistError("ASSIST_RETENTION_DAYS is 0 (keep everything): pass --older-than DAYS")
+    store = _store(db)
+    try:
+        deleted = store.purge(retention_cutoff(days))
+    finally:
+        store.close()
+    typer.echo(f"deleted rows older than {days} days: " + ", ".join(f"{k} {v}" for k, v in deleted.items()))
+
+
+@data_app.command("erase")
+@handle_errors
+def data_erase(
+    session: Annotated[Optional[str], typer.Option("--session", help="a conversation / help-centre session id")] = None,
+    customer: Annotated[Optional[str], typer.Option("--customer", help="a customer id as sent in suggest requests")] = None,
+    db: StoreDb = None,
+) -> None:
+    """Erase one session's or one customer's rows from the store (a data-subject request)."""
+    from assist.suggestlog import customer_ref
+
+    if not session and not customer:
+        raise AssistError("give --session ID or --customer ID")
+    store = _store(db)
+    try:
+        erased = store.erase(session, customer_ref({"id": customer}) if customer else None)
+    finally:
+        store.close()
+    typer.echo("erased: " + ", ".join(f"{k} {v}" for k, v in erased.items()))
+
+
 eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 

@@ -130,7 +130,11 @@ class Settings(BaseSettings):
     # The API service (`assist serve`). Keys are a comma-separated str: pydantic-settings would parse a list as JSON.
     api_keys: str = Field("", repr=False, description="comma-separated API keys accepted in X-API-Key")
     admin_token: str = Field("", repr=False, description="bearer token for the admin endpoints")
-    feedback_db: Path = Field(Path(".assist/feedback.db"), description="SQLite file of agent feedback")
+    feedback_db: Path = Field(Path(".assist/feedback.db"), description="SQLite file of agent feedback, the suggestion log and help-centre events")
+    suggestion_log: bool = Field(True, description="record every suggest response (redacted query, intent, ids shown, latency) for `assist review`")
+    retention_days: int = Field(
+        90, ge=0, description="feedback, suggestion log and help-centre events older than this many days are deleted "
+        "(hourly by the server, or `assist data purge`); 0 keeps everything")
     dev_mode: bool = Field(False, description="development only: also accept the key dev-key and the admin token dev-admin")
     max_body_bytes: int = Field(65536, ge=1024, description="largest request body accepted (413 above)")
     max_turns: int = Field(50, ge=1, description="most turns in one conversation (422 above)")

@@ -19,7 +19,7 @@ EVENTS = ("shown", "used", "dismissed", "edited")
 KINDS = ("article", "template")
 # What customers do in the help centre: searched, opened an article, voted on it, followed "contact us".
 HELP_EVENTS = ("search", "view", "helpful", "not_helpful", "contact")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -47,6 +47,36 @@ CREATE TABLE IF NOT EXISTS help_events (
     comment    TEXT      -- "was this helpful?" free text, redacted
 );
 CREATE INDEX IF NOT EXISTS help_events_time ON help_events (created_at);
+CREATE TABLE IF NOT EXISTS suggestions (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at     TEXT NOT NULL,
+    request_id     TEXT NOT NULL,
+    session_id     TEXT,
+    customer_ref   TEXT,     -- hash of the customer id (erasure), never the id
+    query          TEXT,     -- the retrieval query, redacted
+    intent         TEXT,
+    confidence     REAL,
+    abstained      INTEGER,
+    escalate       INTEGER,
+    answers        TEXT,     -- JSON list of article ids, rank order
+    templates      TEXT,     -- JSON list of template ids, rank order
+    top_similarity REAL,
+    latency_ms     REAL,
+    index_version  TEXT,
+    model          TEXT,
+    arm            TEXT,
+    query_vector   BLOB      -- int8 query vector (assist.suggestlog.quantize)
+);
+CREATE INDEX IF NOT EXISTS suggestions_time ON suggestions (created_at);
+CREATE INDEX IF NOT EXISTS suggestions_session ON suggestions (session_id);
+CREATE TABLE IF NOT EXISTS review_decisions (
+    gap_key    TEXT PRIMARY KEY,
+    action     TEXT NOT NULL,   -- ignore | added
+    article_id TEXT,
+    queries    TEXT NOT NULL,   -- JSON list of the gap's requests
+    centroid   TEXT,            -- base64 int8 vector of the gap (later reviews match it)
+    created_at TEXT NOT NULL
+);
 """
 
 
@@ -61,12 +91,20 @@ class FeedbackEvent:
     session_id: str | None = None
     conversation: tuple[dict, ...] | None = None  # turns {role, text}
     text: str | None = None
+    request_id: str | None = None  # the suggest response it is about (its `request_id`)
 
 
 @dataclass(frozen=True)
 class StoredFeedback(FeedbackEvent):
     id: int = 0
     created_at: str = ""
+
+
+def retention_cutoff(days: int, now: datetime | None = None) -> str:
+    """The ISO time before which rows are past a retention of `days` days."""
+    from datetime import timedelta
+
+    return ((now or datetime.now(timezone.utc)) - timedelta(days=days)).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -93,6 +131,9 @@ class FeedbackStore:
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
             with self._db:
                 self._db.executescript(_SCHEMA)
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(feedback)")}
+                if "request_id" not in columns:  # a store from before the suggestion log
+                    self._db.execute("ALTER TABLE feedback ADD COLUMN request_id TEXT")
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise AssistError(f"cannot open the feedback store {self.path}: {exc}") from None
@@ -111,18 +152,18 @@ class FeedbackStore:
         row = (
             created, event.event, event.suggestion_id, event.kind, event.intent, event.index_version,
             event.latency_ms, event.session_id,
-            None if turns is None else json.dumps(turns, ensure_ascii=False), text,
+            None if turns is None else json.dumps(turns, ensure_ascii=False), text, event.request_id,
         )
         with self._lock, self._db:
             cur = self._db.execute(
                 "INSERT INTO feedback (created_at, event, suggestion_id, kind, intent, index_version,"
-                " latency_ms, session_id, conversation, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " latency_ms, session_id, conversation, text, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             new_id = cur.lastrowid
         return StoredFeedback(
             event.event, event.suggestion_id, event.kind, event.intent, event.index_version, event.latency_ms,
-            event.session_id, turns, text, id=new_id, created_at=created,
+            event.session_id, turns, text, event.request_id, id=new_id, created_at=created,
         )
 
     def events(self, event: str | None = None, after_id: int = 0, limit: int = 1000) -> list[StoredFeedback]:
@@ -165,6 +206,92 @@ class FeedbackStore:
             rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
         return [HelpEvent(event=e, session_id=sid, query=q, article_id=a, abstained=None if ab is None else bool(ab), comment=c, created_at=t)
                 for t, sid, e, q, a, ab, c in rows]
+
+    def feedback_between(self, since: str, until: str | None = None) -> list[StoredFeedback]:
+        """Feedback events created in [since, until), oldest first."""
+        sql, args = "SELECT * FROM feedback WHERE created_at >= ?", [since]
+        if until is not None:
+            sql += " AND created_at < ?"
+            args.append(until)
+        with self._lock:
+            cur = self._db.execute(sql + " ORDER BY id", args)
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        out = []
+        for r in rows:
+            conv = r.pop("conversation")
+            out.append(StoredFeedback(**r, conversation=None if conv is None else tuple(json.loads(conv))))
+        return out
+
+    # --- the suggestion log ---
+
+    def add_suggestions(self, records) -> None:
+        """Store a batch of SuggestionRecords (queries redacted) in one transaction."""
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        rows = [(r.created_at or now, r.request_id, r.session_id, r.customer_ref, redact(r.query), r.intent, r.confidence,
+                 int(r.abstained), int(r.escalate), json.dumps(list(r.answers)), json.dumps(list(r.templates)),
+                 r.top_similarity, r.latency_ms, r.index_version, r.model, r.arm, r.vector) for r in records]
+        with self._lock, self._db:
+            self._db.executemany(
+                "INSERT INTO suggestions (created_at, request_id, session_id, customer_ref, query, intent, confidence, abstained,"
+                " escalate, answers, templates, top_similarity, latency_ms, index_version, model, arm, query_vector)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def suggestions(self, since: str, until: str | None = None):
+        """Logged suggestions created in [since, until), oldest first, as SuggestionRecords."""
+        from assist.suggestlog import SuggestionRecord
+
+        sql, args = ("SELECT created_at, request_id, session_id, customer_ref, query, intent, confidence, abstained, escalate,"
+                     " answers, templates, top_similarity, latency_ms, index_version, model, arm, query_vector FROM suggestions"
+                     " WHERE created_at >= ?", [since])
+        if until is not None:
+            sql += " AND created_at < ?"
+            args.append(until)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        return [SuggestionRecord(request_id=r[1], session_id=r[2], customer_ref=r[3], query=r[4] or "", intent=r[5] or "",
+                                 confidence=r[6] or 0.0, abstained=bool(r[7]), escalate=bool(r[8]), answers=tuple(json.loads(r[9] or "[]")),
+                                 templates=tuple(json.loads(r[10] or "[]")), top_similarity=r[11], latency_ms=r[12] or 0.0,
+                                 index_version=r[13] or "", model=r[14] or "", arm=r[15], created_at=r[0], vector=r[16]) for r in rows]
+
+    # --- retention and erasure ---
+
+    def purge(self, before: str) -> dict[str, int]:
+        """Delete everything created before `before` (ISO time): feedback, suggestion log, help events."""
+        with self._lock, self._db:
+            return {table: self._db.execute(f"DELETE FROM {table} WHERE created_at < ?", (before,)).rowcount
+                    for table in ("feedback", "suggestions", "help_events")}
+
+    def erase(self, session_id: str | None = None, customer_ref: str | None = None) -> dict[str, int]:
+        """Delete every row of one conversation session (feedback, suggestions, help events) or of one
+        customer (the suggestion log, and the feedback of that customer's sessions)."""
+        if not session_id and not customer_ref:
+            raise AssistError("name a session id or a customer id to erase")
+        counts = {"feedback": 0, "suggestions": 0, "help_events": 0}
+        with self._lock, self._db:
+            sessions = {session_id} if session_id else set()
+            if customer_ref:
+                sessions |= {r[0] for r in self._db.execute(
+                    "SELECT DISTINCT session_id FROM suggestions WHERE customer_ref = ? AND session_id IS NOT NULL", (customer_ref,))}
+                counts["suggestions"] += self._db.execute("DELETE FROM suggestions WHERE customer_ref = ?", (customer_ref,)).rowcount
+            for sid in sessions:
+                for table in counts:
+                    counts[table] += self._db.execute(f"DELETE FROM {table} WHERE session_id = ?", (sid,)).rowcount
+        return counts
+
+    # --- review decisions ---
+
+    def add_decision(self, gap_key: str, action: str, queries: list[str], article_id: str | None = None, centroid: str | None = None) -> None:
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO review_decisions (gap_key, action, article_id, queries, centroid, created_at)"
+                             " VALUES (?, ?, ?, ?, ?, ?)", (gap_key, action, article_id, json.dumps(queries, ensure_ascii=False), centroid, created))
+
+    def decisions(self) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT gap_key, action, article_id, queries, centroid, created_at FROM review_decisions").fetchall()
+        return [{"gap_key": k, "action": a, "article_id": art, "queries": json.loads(q), "centroid": cen, "created_at": c}
+                for k, a, art, q, cen, c in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -1,13 +1,14 @@
 import time
 
 import orjson
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import require_api_key
 from api.deps import LoadedDep, MetricsDep, SettingsDep
 from api.errors import ApiError, responses
 from api.schemas import MAX_TOP_K, LimitsResponse, SuggestRequest, SuggestResponse, Turn
 from assist.config import Settings
+from assist.suggestlog import SuggestionRecord, customer_ref, new_request_id, quantize
 
 router = APIRouter(prefix="/v1", tags=["suggest"], dependencies=[Depends(require_api_key)])
 
@@ -27,7 +28,7 @@ def check_turns(turns: list[Turn], s: Settings) -> None:
     summary="Suggestions for a live conversation",
     responses=responses(400, 401, 413, 415, 422, 500, 503),
 )
-def suggest(body: SuggestRequest, loaded: LoadedDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
+def suggest(body: SuggestRequest, request: Request, loaded: LoadedDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
     """Intent, emotion, ranked KB answers and filled reply templates for the conversation so far."""
     # A plain `def` on purpose: the pipeline runs in the thread pool, so two requests' ONNX encodes
     # (which release the GIL) overlap on two cores; on the event loop they would queue.
@@ -36,10 +37,20 @@ def suggest(body: SuggestRequest, loaded: LoadedDep, settings: SettingsDep, metr
     result = loaded.suggester.suggest(
         [{"role": t.role, "text": t.text} for t in body.conversation], body.customer, body.top_k
     )
-    metrics.observe_suggestion(time.perf_counter() - start, result.intent.name, result.intent.escalate or result.emotion.escalate, result.abstained)
+    seconds = time.perf_counter() - start
+    escalate = result.intent.escalate or result.emotion.escalate
+    metrics.observe_suggestion(seconds, result.intent.name, escalate, result.abstained)
+    request_id = new_request_id()
+    writer = request.app.state.suggestion_log
+    if writer is not None:  # a queue append: the store is written off the request path
+        writer.put(SuggestionRecord(
+            request_id, body.session_id, customer_ref(body.customer), result.query.text, result.intent.name,
+            result.intent.confidence, result.abstained, escalate, tuple(a.article_id for a in result.answers),
+            tuple(t.template_id for t in result.templates), result.top_similarity, round(seconds * 1000, 3),
+            result.index_version, loaded.index.embedder.model_id, vector=quantize(result.query_vector)))
     # Encoded here: `Suggestion.to_dict` is the documented shape (the schema tests hold it to
     # SuggestResponse), so FastAPI's second validation of every field on the way out is skipped.
-    return Response(orjson.dumps(result.to_dict()), media_type="application/json")
+    return Response(orjson.dumps({**result.to_dict(), "request_id": request_id}), media_type="application/json")
 
 
 @router.get("/limits", response_model=LimitsResponse, summary="The configured request limits",

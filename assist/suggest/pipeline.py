@@ -38,6 +38,7 @@ class Suggestion:
     clarify: Clarify | None = None
     route: Route | None = None
     handoff: Handoff | None = None
+    query_vector: object = None  # the encoded query (numpy), for the suggestion log; not part of the response
 
     def to_dict(self) -> dict:
         """The JSON shape of DESIGN §4. Built field by field from the (flat, frozen) dataclasses:
@@ -164,7 +165,7 @@ class Suggester:
         lap("route")
         timings["total"] = round(sum(timings.values()), 3)
         return Suggestion(intent, emotion, answers, templates, query, abstained, top_similarity, self.index.version, timings,
-                          clarify, route, handoff)
+                          clarify, route, handoff, qvec)
 
     def rank_answers(self, text: str, qvec, hits: list, intent: IntentResult, asked_text: str, top_k: int,
                      mode: str = "hybrid", calm: bool = False, audience: str = "") -> tuple[bool, list[Answer]]:

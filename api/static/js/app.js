@@ -44,7 +44,8 @@ const scheduler = new SuggestScheduler({
   fetchSuggest: async (payload, signal) => {
     await limits.settled();
     const { conversation: turns, top_k: topK, ...rest } = payload;
-    return client.suggest({ ...rest, conversation: trimTurns(turns, state.limits), top_k: Math.min(topK, state.limits.max_top_k) }, signal);
+    return client.suggest({ ...rest, conversation: trimTurns(turns, state.limits), top_k: Math.min(topK, state.limits.max_top_k),
+      session_id: state.sessionId }, signal);
   },
   onStart: () => {
     state.loading = true;
