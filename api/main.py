@@ -129,6 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         page = STATIC / "index.html"
         return FileResponse(page) if page.is_file() else HTMLResponse(PLACEHOLDER)
 
+    @app.get("/review", include_in_schema=False)
+    def review_page():  # the page holds no data: it asks for the admin token and calls /v1/admin/review
+        page = STATIC / "review" / "index.html"
+        return FileResponse(page) if page.is_file() else HTMLResponse(PLACEHOLDER)
+
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _offline_docs(app)

@@ -7,7 +7,7 @@ and written into the OpenAPI document by `api.main`; fields carrying them are ma
 import math
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema, model_validator
 
 from assist.feedback import EVENTS, KINDS
 from assist.suggest.query import ROLES
@@ -469,3 +469,23 @@ class EraseRequest(Strict):
 
 class EraseResponse(BaseModel):
     erased: dict[str, int] = Field(description="rows deleted per table")
+
+
+class ReviewApplyRequest(Strict):
+    gap_id: Annotated[str, StringConstraints(pattern=r"^gap-[0-9a-f]{8}$")]
+    add_to: Ident | None = Field(None, description="the article or FAQ entry that should answer the gap's requests")
+    ignore: bool = Field(False, description="no fix: later reviews leave the gap out")
+    since: Annotated[str, StringConstraints(max_length=40)] = Field("7d", description="the review period the gap was found in")
+
+    @model_validator(mode="after")
+    def _one_action(self):
+        if self.ignore == bool(self.add_to):
+            raise ValueError("give either add_to or ignore: true")
+        return self
+
+
+class ReviewApplyOut(BaseModel):
+    gap_id: str
+    action: Literal["added", "ignored"]
+    article_id: str | None
+    questions_added: list[str]

@@ -350,33 +350,6 @@ def _store(db: Optional[Path]):
 StoreDb = Annotated[Optional[Path], typer.Option("--db", help="the store file [default: ASSIST_FEEDBACK_DB]")]
 
 
-def run_review(since: str, db: Optional[Path], until: Optional[str] = None) -> dict:
-    """The review report of a period (the CLI and GET /v1/admin/review)."""
-    from datetime import datetime, timezone
-
-    from assist.feedback import FeedbackStore
-    from assist.helpreport import help_report, parse_since
-    from assist.index.store import open_index
-    from assist.review import build_review
-
-    start = parse_since(since)
-    end = parse_since(until) if until else datetime.now(timezone.utc)
-    s = get_settings()
-    try:
-        index = open_index(s)
-    except AssistError:  # no index yet: the review still has its numbers, gaps come without a nearest article
-        index = None
-    store = db if isinstance(db, FeedbackStore) else _store(db)
-    try:
-        report = build_review(store, start, end, index.kb if index else None, index, index.embedder if index else None)
-        iso = lambda t: t.isoformat(timespec="milliseconds")  # noqa: E731
-        report["help"] = help_report(store.help_events(iso(start), iso(end)), start, end)
-    finally:
-        if not isinstance(db, FeedbackStore):
-            store.close()
-    return report
-
-
 @review_app.callback()
 @handle_errors
 def review(
@@ -391,9 +364,14 @@ def review(
     if ctx.invoked_subcommand is not None:
         return
     from assist.files import atomic_write_text
+    from assist.review import review_period
     from assist.reviewpage import render
 
-    report = run_review(since, db, until)
+    store = _store(db)
+    try:
+        report = review_period(get_settings(), store, since, until)
+    finally:
+        store.close()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
     atomic_write_text(out / "report.html", render(report, str(out / "report.json")))

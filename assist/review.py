@@ -443,3 +443,26 @@ def _with_questions(text: str, questions: list[str], faq: bool, has_questions: b
         head = [] if has_questions else [f"  - {json.dumps(title, ensure_ascii=False)}"]
         lines[close:close] = [f"{key}:", *head, *quoted]
     return "\n".join(lines) + "\n"
+
+
+def review_period(settings, store: FeedbackStore, since: str = "7d", until: str | None = None, index=None) -> dict:
+    """The review of a period given as text (7d, a date), with an index (default: CURRENT, opened here) for
+    nearest articles, and the help centre's numbers: what `assist review` and GET /v1/admin/review return."""
+    from datetime import timezone
+
+    from assist.helpreport import help_report, parse_since
+    from assist.index.store import open_index
+
+    start = parse_since(since)
+    end = parse_since(until) if until else datetime.now(timezone.utc)
+    if end <= start:
+        raise AssistError(f"the period is empty: --since {since} is not before --until {until}")
+    if index is None:
+        try:
+            index = open_index(settings)
+        except AssistError:  # no index yet: the numbers still come, gaps without a nearest article
+            index = None
+    report = build_review(store, start, end, index.kb if index else None, index, index.embedder if index else None)
+    iso = lambda t: t.isoformat(timespec="milliseconds")  # noqa: E731
+    report["help"] = help_report(store.help_events(iso(start), iso(end)), start, end)
+    return report

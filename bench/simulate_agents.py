@@ -31,6 +31,7 @@ class Policy:
     gap_share: float = 0.09  # of the suggestions: questions the KB cannot answer
     noise: float = 0.05
     edit_rate: float = 0.2  # a used template is edited this often
+    shown_events: bool = True  # post a `shown` event per item (the review counts shown items from the log either way)
 
 
 def _read(path: Path) -> list[dict]:
@@ -64,10 +65,11 @@ def simulate(post, n: int = 2000, seed: int = 7, policy: Policy = Policy(), conv
 
         answers = [a["article_id"] for a in out["answers"]]
         templates = [t["template_id"] for t in out["templates"]]
-        for a in answers:
-            event("shown", "article", a)
-        for t in templates:
-            event("shown", "template", t)
+        if policy.shown_events:
+            for a in answers:
+                event("shown", "article", a)
+            for t in templates:
+                event("shown", "template", t)
         good = what == "case" and any(a in item.get("relevant", ()) for a in answers[:3])
         if rng.random() < policy.noise:
             good = not good

@@ -1,11 +1,18 @@
+import json
 import logging
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import HTMLResponse
 
 from api.auth import require_admin
-from api.deps import MetricsDep, ServiceDep
+from api.deps import FeedbackDep, LoadedDep, MetricsDep, ServiceDep, SettingsDep
 from api.errors import ApiError, responses
-from api.schemas import ReloadResponse
+from api.schemas import EraseRequest, EraseResponse, ReloadResponse, ReviewApplyOut, ReviewApplyRequest
+from assist.errors import AssistError
+from assist.review import apply_gap, find_gap, ignore_gap, review_period
+from assist.reviewpage import render
+from assist.suggestlog import customer_ref
 
 log = logging.getLogger(__name__)
 
@@ -29,3 +36,46 @@ def reload_index(service: ServiceDep, metrics: MetricsDep) -> dict:
     metrics.reloads.labels("changed" if result.changed else "unchanged").inc()
     metrics.set_index_version(service.version)  # the served one, even if another reload finished after ours
     return {"previous": result.previous, "current": result.current, "changed": result.changed, "seconds": result.seconds}
+
+
+@router.get("/review", summary="The weekly review (KPIs, items, knowledge gaps, help centre)",
+            responses=responses(400, 401, 403, 422, 500, 503))
+def review(
+    loaded: LoadedDep, settings: SettingsDep, store: FeedbackDep,
+    since: Annotated[str, Query(max_length=40, description="7d, 24h, or an ISO date")] = "7d",
+    until: Annotated[str | None, Query(max_length=40, description="end of the period [default: now]")] = None,
+    format: Annotated[Literal["json", "html"], Query(description="report.json, or the report.html page")] = "json",
+) -> Response:
+    """What `assist review` writes, for the period; texts are redacted as stored."""
+    report = review_period(settings, store, since, until, loaded.index)
+    if format == "html":
+        return HTMLResponse(render(report, "report.json"), headers={"Cache-Control": "no-store"})
+    return Response(json.dumps(report, ensure_ascii=False), media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/review/apply", response_model=ReviewApplyOut, summary="Fix or ignore a knowledge gap",
+             responses=responses(400, 401, 403, 404, 422, 500, 503))
+def review_apply(body: ReviewApplyRequest, loaded: LoadedDep, settings: SettingsDep, store: FeedbackDep) -> dict:
+    """Add a gap's requests as similar questions of an article in the server's KB folder (then build and reload),
+    or ignore it. The gap is looked up in the review of `since`."""
+    report = review_period(settings, store, body.since, None, loaded.index)
+    try:
+        gap = find_gap(report, body.gap_id)
+    except AssistError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    if body.ignore:
+        ignore_gap(store, gap)
+        return {"gap_id": gap["id"], "action": "ignored", "questions_added": [], "article_id": None}
+    done = apply_gap(store, gap, settings.kb_dir, body.add_to, None)
+    return {"gap_id": gap["id"], "action": "added", "questions_added": done["questions_added"], "article_id": done["article"]}
+
+
+@router.post("/erase", response_model=EraseResponse, summary="Erase a session's or a customer's stored data",
+             responses=responses(400, 401, 403, 422, 500))
+def erase(body: EraseRequest, store: FeedbackDep) -> dict:
+    """A data-subject request: every stored row of the session (feedback, suggestion log, help-centre events),
+    or of the customer (the suggestion log rows naming them, and their sessions)."""
+    if not body.session_id and not body.customer_id:
+        raise ApiError(422, "invalid_request", "give session_id or customer_id")
+    ref = customer_ref({"id": body.customer_id}) if body.customer_id else None
+    return {"erased": store.erase(body.session_id, ref)}
