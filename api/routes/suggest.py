@@ -22,6 +22,16 @@ def check_turns(turns: list[Turn], s: Settings) -> None:
             raise ApiError(422, "turn_too_long", f"conversation.{n}.text: at most {s.max_turn_chars} characters, got {len(turn.text)}")
 
 
+def log_suggestion(writer, request_id: str, session_id: str | None, customer: dict, result, seconds: float, model: str) -> None:
+    """What the request path pays for the suggestion log: one record and a queue append (the store is
+    written by the writer's thread). bench/suggestion_log.py times exactly this."""
+    escalate = result.intent.escalate or result.emotion.escalate
+    writer.put(SuggestionRecord(
+        request_id, session_id, customer_ref(customer), result.query.text, result.intent.name, result.intent.confidence,
+        result.abstained, escalate, tuple(a.article_id for a in result.answers), tuple(t.template_id for t in result.templates),
+        result.top_similarity, round(seconds * 1000, 3), result.index_version, model, vector=quantize(result.query_vector)))
+
+
 @router.post(
     "/suggest",
     response_model=SuggestResponse,
@@ -42,12 +52,8 @@ def suggest(body: SuggestRequest, request: Request, loaded: LoadedDep, settings:
     metrics.observe_suggestion(seconds, result.intent.name, escalate, result.abstained)
     request_id = new_request_id()
     writer = request.app.state.suggestion_log
-    if writer is not None:  # a queue append: the store is written off the request path
-        writer.put(SuggestionRecord(
-            request_id, body.session_id, customer_ref(body.customer), result.query.text, result.intent.name,
-            result.intent.confidence, result.abstained, escalate, tuple(a.article_id for a in result.answers),
-            tuple(t.template_id for t in result.templates), result.top_similarity, round(seconds * 1000, 3),
-            result.index_version, loaded.index.embedder.model_id, vector=quantize(result.query_vector)))
+    if writer is not None:
+        log_suggestion(writer, request_id, body.session_id, body.customer, result, seconds, loaded.index.embedder.model_id)
     # Encoded here: `Suggestion.to_dict` is the documented shape (the schema tests hold it to
     # SuggestResponse), so FastAPI's second validation of every field on the way out is skipped.
     return Response(orjson.dumps({**result.to_dict(), "request_id": request_id}), media_type="application/json")
