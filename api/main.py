@@ -21,7 +21,8 @@ from api.public import PublicGuard, TokenBucket, parse_networks
 from api.routes import admin, feedback, health, kb, public, suggest
 from api.service import Service
 from assist.config import Settings, get_settings, package_version
-from assist.errors import IndexNotFound
+from assist.errors import AssistError
+from assist.experiments import load_experiment
 from assist.feedback import FeedbackStore, retention_cutoff
 from assist.index.embed import embedder_from_settings
 from assist.redact import configure_logging
@@ -51,7 +52,7 @@ async def lifespan(app: FastAPI):
     service = Service(s, embedder_from_settings(s))
     try:
         service.reload()
-    except IndexNotFound as exc:  # start unready: readyz says 503 until a build and a reload
+    except AssistError as exc:  # no index, or one this configuration cannot serve: start unready (503) until fixed and reloaded
         log.error("%s", exc)
     app.state.service = service
     app.state.feedback = store = FeedbackStore(s.feedback_db)
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)  # served below from local files: no CDN, works offline
     app.state.settings = s
     app.state.credentials = credentials_from_settings(s)
+    load_experiment(s.experiments)  # a malformed experiment refuses to start (template ids are checked per index)
     app.state.metrics = Metrics()
     install_error_handlers(app)
     routers = [module.router for module in (suggest, feedback, kb, public, admin, health)]

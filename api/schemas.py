@@ -223,6 +223,7 @@ class SuggestResponse(BaseModel):
     index_version: str
     timings_ms: dict[str, float]
     request_id: str = Field(description="this response's id in the suggestion log: send it back with feedback")
+    arm: str | None = Field(None, description="the experiment arm of the session, when an experiment runs (ASSIST_EXPERIMENTS)")
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -264,6 +265,7 @@ class FeedbackRequest(Strict):
     latency_ms: float | None = Field(None, ge=0, le=3_600_000, description="time from suggestion shown to this action")
     session_id: Ident | None = Field(None, description="the sidebar's conversation id, to group events")
     request_id: Ident | None = Field(None, description="the `request_id` of the suggest response the item was shown in")
+    arm: Ident | None = Field(None, description="the suggest response's experiment `arm`")
     conversation: Conversation | None = Field(None, description="the conversation at that moment; stored with personal data redacted")
     text: Annotated[Text, StringConstraints(max_length=8000)] | None = Field(
         None, description="free text, e.g. the reply as the agent edited it; stored with personal data redacted"

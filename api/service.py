@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from assist.config import Settings
 from assist.errors import IndexNotFound
+from assist.experiments import Experiment, load_experiment
 from assist.helpcentre import HelpCentre
 from assist.index.embed import Embedder
 from assist.index.search import Index
@@ -28,6 +29,13 @@ class Loaded:
     articles: dict[str, Article]
     templates: dict[str, ReplyTemplate]
     help: HelpCentre  # what customers may see of this version
+    experiment: Experiment | None = None
+    arms: dict[str, Suggester] | None = None  # arm name -> its suggester (settings and template variants applied)
+
+    def suggester_for(self, session_id: str | None) -> tuple[Suggester, str | None]:
+        """The suggester of the session's experiment arm (and the arm's name), else the plain one."""
+        arm = self.experiment.assign(session_id) if self.experiment else None
+        return (self.suggester, None) if arm is None else (self.arms[arm.name], arm.name)
 
     @property
     def index(self) -> Index:
@@ -70,11 +78,18 @@ class Service:
         suggester = Suggester(index, self.settings.suggest)
         # One request before any real one: lazy set-up (tokenizers, model buffers) is paid off to the side.
         suggester.suggest([{"role": "customer", "text": "你好，请问退款多久能到账？"}])
+        experiment = load_experiment(self.settings.experiments, {t.id for t in index.kb.templates})
+        arms = None
+        if experiment is not None:
+            arms = {a.name: suggester.with_settings(**a.suggest).with_variants(a.templates, experiment.variants) for a in experiment.arms}
+            suggester = suggester.with_variants({}, experiment.variants)  # outside the experiment, no variant either
         return Loaded(
             suggester,
             {a.id: a for a in index.kb.published},
             {t.id: t for t in index.kb.templates},
             HelpCentre(suggester, index.path / "assets", self.settings.public_results, self.settings.public_result_margin),
+            experiment,
+            arms,
         )
 
     def reload(self) -> ReloadResult:

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     admin_token: str = Field("", repr=False, description="bearer token for the admin endpoints")
     feedback_db: Path = Field(Path(".assist/feedback.db"), description="SQLite file of agent feedback, the suggestion log and help-centre events")
     suggestion_log: bool = Field(True, description="record every suggest response (redacted query, intent, ids shown, latency) for `assist review`")
+    experiments: str = Field(
+        "", description="an A/B experiment: a YAML file or inline JSON with a name and arms of suggest-setting overrides "
+        "or template variants (README, Experiments); empty = none")
     retention_days: int = Field(
         90, ge=0, description="feedback, suggestion log and help-centre events older than this many days are deleted "
         "(hourly by the server, or `assist data purge`); 0 keeps everything")

@@ -92,6 +92,7 @@ class FeedbackEvent:
     conversation: tuple[dict, ...] | None = None  # turns {role, text}
     text: str | None = None
     request_id: str | None = None  # the suggest response it is about (its `request_id`)
+    arm: str | None = None  # that response's experiment arm
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,9 @@ class FeedbackStore:
             with self._db:
                 self._db.executescript(_SCHEMA)
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(feedback)")}
-                if "request_id" not in columns:  # a store from before the suggestion log
-                    self._db.execute("ALTER TABLE feedback ADD COLUMN request_id TEXT")
+                for column in ("request_id", "arm"):  # a store from before the suggestion log and experiments
+                    if column not in columns:
+                        self._db.execute(f"ALTER TABLE feedback ADD COLUMN {column} TEXT")
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise AssistError(f"cannot open the feedback store {self.path}: {exc}") from None
@@ -152,18 +154,18 @@ class FeedbackStore:
         row = (
             created, event.event, event.suggestion_id, event.kind, event.intent, event.index_version,
             event.latency_ms, event.session_id,
-            None if turns is None else json.dumps(turns, ensure_ascii=False), text, event.request_id,
+            None if turns is None else json.dumps(turns, ensure_ascii=False), text, event.request_id, event.arm,
         )
         with self._lock, self._db:
             cur = self._db.execute(
                 "INSERT INTO feedback (created_at, event, suggestion_id, kind, intent, index_version,"
-                " latency_ms, session_id, conversation, text, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " latency_ms, session_id, conversation, text, request_id, arm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             new_id = cur.lastrowid
         return StoredFeedback(
             event.event, event.suggestion_id, event.kind, event.intent, event.index_version, event.latency_ms,
-            event.session_id, turns, text, event.request_id, id=new_id, created_at=created,
+            event.session_id, turns, text, event.request_id, event.arm, id=new_id, created_at=created,
         )
 
     def events(self, event: str | None = None, after_id: int = 0, limit: int = 1000) -> list[StoredFeedback]:

@@ -73,9 +73,10 @@ def test_every_suggestion_is_logged_redacted_with_its_request_id(built):
 
 def test_a_locked_store_never_fails_or_slows_a_suggest_request(built):
     db = built / "locked.db"
-    with TestClient(create_app(make_settings(built, feedback_db=db))) as c:
+    # retention off: the start-up purge would hold the file while the lock below is taken
+    with TestClient(create_app(make_settings(built, feedback_db=db, retention_days=0))) as c:
         writer = c.app.state.suggestion_log
-        lock = sqlite3.connect(db, timeout=0, isolation_level=None)
+        lock = sqlite3.connect(db, timeout=5, isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")  # another process holds the file
         try:
             times = []

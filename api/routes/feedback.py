@@ -30,7 +30,7 @@ def add_feedback(body: FeedbackRequest, store: FeedbackDep, settings: SettingsDe
             event=body.event, suggestion_id=body.suggestion_id, kind=body.kind, intent=body.intent,
             index_version=body.index_version, latency_ms=body.latency_ms, session_id=body.session_id,
             conversation=None if body.conversation is None else tuple({"role": t.role, "text": t.text} for t in body.conversation),
-            text=body.text, request_id=body.request_id,
+            text=body.text, request_id=body.request_id, arm=body.arm,
         )
     )
     metrics.feedback.labels(body.event).inc()

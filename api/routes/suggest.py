@@ -22,14 +22,15 @@ def check_turns(turns: list[Turn], s: Settings) -> None:
             raise ApiError(422, "turn_too_long", f"conversation.{n}.text: at most {s.max_turn_chars} characters, got {len(turn.text)}")
 
 
-def log_suggestion(writer, request_id: str, session_id: str | None, customer: dict, result, seconds: float, model: str) -> None:
+def log_suggestion(writer, request_id: str, session_id: str | None, customer: dict, result, seconds: float, model: str,
+                   arm: str | None = None) -> None:
     """What the request path pays for the suggestion log: one record and a queue append (the store is
     written by the writer's thread). bench/suggestion_log.py times exactly this."""
     escalate = result.intent.escalate or result.emotion.escalate
     writer.put(SuggestionRecord(
         request_id, session_id, customer_ref(customer), result.query.text, result.intent.name, result.intent.confidence,
         result.abstained, escalate, tuple(a.article_id for a in result.answers), tuple(t.template_id for t in result.templates),
-        result.top_similarity, round(seconds * 1000, 3), result.index_version, model, vector=quantize(result.query_vector)))
+        result.top_similarity, round(seconds * 1000, 3), result.index_version, model, arm, vector=quantize(result.query_vector)))
 
 
 @router.post(
@@ -44,7 +45,8 @@ def suggest(body: SuggestRequest, request: Request, loaded: LoadedDep, settings:
     # (which release the GIL) overlap on two cores; on the event loop they would queue.
     check_turns(body.conversation, settings)
     start = time.perf_counter()
-    result = loaded.suggester.suggest(
+    suggester, arm = loaded.suggester_for(body.session_id)
+    result = suggester.suggest(
         [{"role": t.role, "text": t.text} for t in body.conversation], body.customer, body.top_k
     )
     seconds = time.perf_counter() - start
@@ -53,10 +55,10 @@ def suggest(body: SuggestRequest, request: Request, loaded: LoadedDep, settings:
     request_id = new_request_id()
     writer = request.app.state.suggestion_log
     if writer is not None:
-        log_suggestion(writer, request_id, body.session_id, body.customer, result, seconds, loaded.index.embedder.model_id)
+        log_suggestion(writer, request_id, body.session_id, body.customer, result, seconds, loaded.index.embedder.model_id, arm)
     # Encoded here: `Suggestion.to_dict` is the documented shape (the schema tests hold it to
     # SuggestResponse), so FastAPI's second validation of every field on the way out is skipped.
-    return Response(orjson.dumps({**result.to_dict(), "request_id": request_id}), media_type="application/json")
+    return Response(orjson.dumps({**result.to_dict(), "request_id": request_id, "arm": arm}), media_type="application/json")
 
 
 @router.get("/limits", response_model=LimitsResponse, summary="The configured request limits",

@@ -96,8 +96,16 @@ class Suggester:
         self._intents = {i.name: i for i in self.intents}
         self.templates = {t.id: t for t in index.kb.templates}
         self.detector = IntentDetector(self.intents, index.intent_model)
+        self.variants: dict[str, str] = {}  # template id -> the variant shown instead (an experiment arm)
+        self.hidden: frozenset[str] = frozenset()  # templates only some other arm shows
         # an article / FAQ entry is vetoed by a request naming one of its negative keywords
         self._negatives = {a.id: tuple(k.lower() for k in a.negative_keywords) for a in index.kb.published if a.negative_keywords}
+
+    def with_variants(self, variants: dict[str, str], hidden: frozenset[str]) -> "Suggester":
+        """A copy that shows `variants[t]` wherever it would show template t, and never the `hidden` ones."""
+        other = copy.copy(self)
+        other.variants, other.hidden = dict(variants), frozenset(hidden) - set(variants.values())
+        return other
 
     def with_settings(self, **update) -> "Suggester":
         """A copy with some settings changed (evals and tuning switch pieces off or try other values)."""
@@ -223,7 +231,10 @@ class Suggester:
         scored = []
         for hit, score in boosted(hits, intent.name, intent.confidence, self.settings.intent_boost):
             t = self.templates.get(hit.chunk.article_id)
-            if t is None or (t.tier and not vip):  # VIP-only variants are for VIP customers only
+            if t is None or t.id in self.hidden:
+                continue
+            t = self.templates.get(self.variants.get(t.id, t.id), t)
+            if t.tier and not vip:  # VIP-only variants are for VIP customers only
                 continue
             # VIP customers get the VIP variant of the detected intent first
             first = bool(vip and t.tier and intent.name in t.intents)

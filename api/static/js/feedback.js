@@ -43,7 +43,7 @@ export class FeedbackLog {
     this.post("edited", item, ctx, { text });
   }
 
-  /** Any event; ctx is {intent, index_version, request_id} of the result the suggestion came from. */
+  /** Any event; ctx is {intent, index_version, request_id, arm} of the result the suggestion came from. */
   post(event, item, ctx, { text, withConversation = event !== "shown" } = {}) {
     const shownAt = this.shownAt.get(`${item.kind}:${item.id}`);
     const conversation = withConversation ? this.getConversation() : [];
@@ -54,6 +54,7 @@ export class FeedbackLog {
       intent: ctx.intent || undefined,
       index_version: ctx.index_version || undefined,
       request_id: ctx.request_id || undefined,
+      arm: ctx.arm || undefined,
       // the schema's latency: time from the suggestion being shown to this action
       latency_ms: shownAt == null ? undefined : Math.max(0, Math.round(performance.now() - shownAt)),
       session_id: this.sessionId,

@@ -61,7 +61,7 @@ export function apiConversation() {
 /** Intent and index version of the shown result: feedback events carry them. */
 export function resultContext() {
   const r = state.result;
-  return { intent: r ? r.intent.name : null, index_version: r ? r.index_version : null, request_id: r ? r.request_id : null };
+  return { intent: r ? r.intent.name : null, index_version: r ? r.index_version : null, request_id: r ? r.request_id : null, arm: r ? r.arm : null };
 }
 
 /** Answers of the shown result that the agent has not dismissed. */
