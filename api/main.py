@@ -59,15 +59,41 @@ async def lifespan(app: FastAPI):
     app.state.suggestion_log = LogWriter(store, on_drop=app.state.metrics.log_dropped.inc) if s.suggestion_log else None
     app.state.metrics.set_index_version(service.version)
     purger = asyncio.create_task(_purge_every_hour(store, s.retention_days)) if s.retention_days else None
+    ranker = asyncio.create_task(_refresh_nudges(service, store, s)) if s.feedback_ranking.weight > 0 else None
     log.info("assist API ready: index %s, feedback in %s", service.version, s.feedback_db)
     try:
         yield
     finally:
-        if purger is not None:
-            purger.cancel()
+        for task in (purger, ranker):
+            if task is not None:
+                task.cancel()
         if app.state.suggestion_log is not None:
             app.state.suggestion_log.close()
         store.close()
+
+
+async def _refresh_nudges(service: Service, store: FeedbackStore, s: Settings) -> None:
+    """Feedback-weighted ranking: the items' acceptance rates recomputed from the store, now and then."""
+    from datetime import datetime, timedelta, timezone
+
+    from assist.priors import compute_nudges
+
+    r = s.feedback_ranking
+    while True:
+        try:
+            now = datetime.now(timezone.utc)
+            since = (now - timedelta(days=4 * r.half_life_days)).isoformat(timespec="milliseconds")  # older counts < 1/16
+            suggestions = await asyncio.to_thread(store.suggestions, since)
+            feedback = await asyncio.to_thread(store.feedback_between, since)
+            nudges = compute_nudges(suggestions, feedback, now, r.half_life_days, r.strength, r.weight)
+            loaded = service.current
+            if loaded is not None:
+                for suggester in [loaded.suggester, *(loaded.arms or {}).values()]:
+                    suggester.nudges = nudges
+            log.info("feedback ranking: rates of %d items from %d suggestions", len(nudges), len(suggestions))
+        except Exception as exc:  # keep the last rates
+            log.warning("feedback ranking refresh failed: %s: %s", type(exc).__name__, exc)
+        await asyncio.sleep(r.refresh_seconds)
 
 
 async def _purge_every_hour(store: FeedbackStore, days: int) -> None:

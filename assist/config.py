@@ -106,6 +106,15 @@ class SuggestSettings(BaseModel):
     direct_answers: bool = Field(True, description="a customer asking a FAQ question word for word gets its answer first")
 
 
+class FeedbackRankingSettings(BaseModel):
+    """Feedback-weighted ranking (assist.priors): off unless an eval shows it helps your KB."""
+
+    weight: float = Field(0.0, ge=0, description="score added per unit of (an item's acceptance - the average); 0 = off")
+    half_life_days: float = Field(14.0, gt=0, description="feedback this many days old counts half")
+    strength: float = Field(20.0, gt=0, description="Beta prior strength: showings an item needs before its own rate dominates")
+    refresh_seconds: int = Field(600, ge=10, description="how often the server recomputes the rates from the store")
+
+
 class Settings(BaseSettings):
     """Every setting of assist. Nested groups use `__`, e.g. ASSIST_EMBEDDING__BACKEND=torch."""
 
@@ -126,6 +135,7 @@ class Settings(BaseSettings):
     hybrid: HybridSettings = HybridSettings()
     intent: IntentSettings = IntentSettings()
     suggest: SuggestSettings = SuggestSettings()
+    feedback_ranking: FeedbackRankingSettings = FeedbackRankingSettings()
     keep_versions: int = Field(5, ge=1, description="index versions kept on disk (CURRENT is always kept)")
     # The API service (`assist serve`). Keys are a comma-separated str: pydantic-settings would parse a list as JSON.
     api_keys: str = Field("", repr=False, description="comma-separated API keys accepted in X-API-Key")

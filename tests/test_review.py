@@ -351,3 +351,49 @@ def test_admin_review_endpoints(built, tmp_path, embedder):
         assert c.post("/v1/admin/review/apply", json={"gap_id": gid}, headers=BOSS).status_code == 422
         assert c.get("/v1/admin/review?since=soon", headers=BOSS).status_code == 400
         assert c.get("/review").status_code == 200
+
+
+# --- feedback-weighted ranking --------------------------------------------------------------------------
+
+
+def test_acceptance_rates_are_smoothed_and_decay_with_age():
+    from assist.feedback import StoredFeedback
+    from assist.priors import compute_nudges
+
+    now = datetime.now(timezone.utc)
+    t = lambda days: (now - timedelta(days=days)).isoformat()  # noqa: E731
+    logged = [rec(f"g{n}", answers=("good",), created=t(0)) for n in range(20)] + [rec(f"b{n}", answers=("bad",), created=t(0)) for n in range(20)]
+    logged += [rec("once", answers=("rare",), created=t(0))]
+    used = [StoredFeedback("used", "good", "article", created_at=t(0)) for _ in range(18)]
+    used += [StoredFeedback("used", "bad", "article", created_at=t(0)) for _ in range(2)] + [StoredFeedback("used", "rare", "article", created_at=t(0))]
+    nudges = compute_nudges(logged, used, now, half_life_days=14, strength=20, weight=0.1)
+    assert nudges[("article", "good")] > 0 > nudges[("article", "bad")]
+    assert abs(nudges[("article", "rare")]) < abs(nudges[("article", "good")])  # one showing moves little
+    old = [StoredFeedback("used", "good", "article", created_at=t(28)) for _ in range(18)] + used[18:]
+    aged = compute_nudges(logged, old, now, half_life_days=14, strength=20, weight=0.1)
+    assert aged[("article", "good")] < nudges[("article", "good")]  # four-week-old uses count a quarter
+    assert compute_nudges(logged, used, now, 14, 20, weight=0) == {}
+
+
+def test_nudges_reorder_answers_and_the_server_computes_them_when_switched_on(built, tmp_path, tiny_index):
+    from assist.suggest.pipeline import Suggester
+
+    s = Suggester(tiny_index, make_settings(tmp_path).suggest)
+    conversation = [{"role": "customer", "text": "退货 退款 多久到账"}]
+    first, second = [a.article_id for a in s.suggest(conversation).answers][:2]
+    s.nudges = {("article", second): 1.0}
+    assert [a.article_id for a in s.suggest(conversation).answers][0] == second
+    store = FeedbackStore(tmp_path / "fb.db")
+    store.add_suggestions([rec(f"r{n}", answers=(first, second)) for n in range(10)])
+    for n in range(10):
+        store.add(FeedbackEvent("used", second, "article", request_id=f"r{n}"))
+    store.close()
+    with TestClient(create_app(make_settings(built, feedback_db=tmp_path / "fb.db", retention_days=0,
+                                             feedback_ranking={"weight": 0.05}))) as c:
+        deadline = time.monotonic() + 10
+        while not c.app.state.service.current.suggester.nudges and time.monotonic() < deadline:
+            time.sleep(0.05)
+        nudges = c.app.state.service.current.suggester.nudges
+    assert nudges[("article", second)] > 0 > nudges[("article", first)]
+    with TestClient(create_app(make_settings(built, feedback_db=tmp_path / "fb.db", retention_days=0))) as c:
+        assert c.app.state.service.current.suggester.nudges == {}  # off by default

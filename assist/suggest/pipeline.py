@@ -98,6 +98,8 @@ class Suggester:
         self.detector = IntentDetector(self.intents, index.intent_model)
         self.variants: dict[str, str] = {}  # template id -> the variant shown instead (an experiment arm)
         self.hidden: frozenset[str] = frozenset()  # templates only some other arm shows
+        # feedback-weighted ranking: (kind, id) -> score added (assist.priors); replaced whole, never edited
+        self.nudges: dict[tuple[str, str], float] = {}
         # an article / FAQ entry is vetoed by a request naming one of its negative keywords
         self._negatives = {a.id: tuple(k.lower() for k in a.negative_keywords) for a in index.kb.published if a.negative_keywords}
 
@@ -203,6 +205,9 @@ class Suggester:
                  if text and s.question_rows and self.index.has_questions else [])
         asked = [h for h in asked if h.chunk.article_id not in vetoed]
         scored = boosted(hits + asked, intent.name, intent.confidence, s.intent_boost, s.question_offset)
+        nudges = self.nudges
+        if nudges:
+            scored = sorted(((h, v + nudges.get(("article", h.chunk.article_id), 0.0)) for h, v in scored), key=lambda p: -p[1])
         if calm:
             scored = without_regulator_channels(scored)
         lead = self.index.public_lead if public else self.index.lead_section
@@ -229,7 +234,9 @@ class Suggester:
         if "name" in customer and "customer_name" not in values:
             values["customer_name"] = str(customer["name"])
         scored = []
+        nudges = self.nudges
         for hit, score in boosted(hits, intent.name, intent.confidence, self.settings.intent_boost):
+            score += nudges.get(("template", hit.chunk.article_id), 0.0)
             t = self.templates.get(hit.chunk.article_id)
             if t is None or t.id in self.hidden:
                 continue
