@@ -7,7 +7,7 @@ and written into the OpenAPI document by `api.main`; fields carrying them are ma
 import math
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema
 
 from assist.feedback import EVENTS, KINDS
 from assist.suggest.query import ROLES
@@ -464,26 +464,26 @@ class PublicFeedbackOut(BaseModel):
 
 
 class EraseRequest(Strict):
-    session_id: Ident | None = Field(None, description="erase this conversation session's rows")
-    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+    session_id: Ident = Field(None, description="erase this conversation session's rows")
+    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
         None, description="erase this customer's rows (the `id` / `customer_id` sent in suggest requests' customer)")
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["session_id"]}, {"required": ["customer_id"]}]})
 
 
 class EraseResponse(BaseModel):
     erased: dict[str, int] = Field(description="rows deleted per table")
 
 
-class ReviewApplyRequest(Strict):
-    gap_id: Annotated[str, StringConstraints(pattern=r"^gap-[0-9a-f]{8}$")]
-    add_to: Ident | None = Field(None, description="the article or FAQ entry that should answer the gap's requests")
-    ignore: bool = Field(False, description="no fix: later reviews leave the gap out")
-    since: Annotated[str, StringConstraints(max_length=40)] = Field("7d", description="the review period the gap was found in")
+Span = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,3}[dhm]$")]
 
-    @model_validator(mode="after")
-    def _one_action(self):
-        if self.ignore == bool(self.add_to):
-            raise ValueError("give either add_to or ignore: true")
-        return self
+
+class ReviewIgnoreRequest(Strict):
+    gap_id: Annotated[str, StringConstraints(pattern=r"^gap-[0-9a-f]{8}$")]
+    since: Span = Field("7d", description="the review period the gap was found in (7d, 24h, 30m)")
+
+
+class ReviewApplyRequest(ReviewIgnoreRequest):
+    add_to: Ident = Field(description="the article or FAQ entry that should answer the gap's requests")
 
 
 class ReviewApplyOut(BaseModel):

@@ -345,11 +345,13 @@ def test_admin_review_endpoints(built, tmp_path, embedder):
         page = c.get("/v1/admin/review?since=7d&format=html", headers=BOSS)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         gid = report["gaps"][0]["id"]
-        r = c.post("/v1/admin/review/apply", json={"gap_id": gid, "ignore": True}, headers=BOSS)
+        assert c.post("/v1/admin/review/apply", json={"gap_id": gid, "add_to": "nope"}, headers=BOSS).status_code == 404
+        r = c.post("/v1/admin/review/ignore", json={"gap_id": gid}, headers=BOSS)
         assert r.status_code == 200 and r.json()["action"] == "ignored"
         assert gid not in {g["id"] for g in c.get("/v1/admin/review?since=7d", headers=BOSS).json()["gaps"]}
         assert c.post("/v1/admin/review/apply", json={"gap_id": gid}, headers=BOSS).status_code == 422
-        assert c.get("/v1/admin/review?since=soon", headers=BOSS).status_code == 400
+        assert c.post("/v1/admin/review/ignore", json={"gap_id": "gap-00000000"}, headers=BOSS).status_code == 404
+        assert c.get("/v1/admin/review?since=soon", headers=BOSS).status_code == 422
         assert c.get("/review").status_code == 200
 
 

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from api.auth import require_admin
 from api.deps import FeedbackDep, LoadedDep, MetricsDep, ServiceDep, SettingsDep
 from api.errors import ApiError, responses
-from api.schemas import EraseRequest, EraseResponse, ReloadResponse, ReviewApplyOut, ReviewApplyRequest
+from api.schemas import EraseRequest, EraseResponse, ReloadResponse, ReviewApplyOut, ReviewApplyRequest, ReviewIgnoreRequest
 from assist.errors import AssistError
 from assist.review import apply_gap, find_gap, ignore_gap, review_period
 from assist.reviewpage import render
@@ -38,40 +38,55 @@ def reload_index(service: ServiceDep, metrics: MetricsDep) -> dict:
     return {"previous": result.previous, "current": result.current, "changed": result.changed, "seconds": result.seconds}
 
 
+REVIEW_CONTENT = {200: {"description": "the review", "content": {"application/json": {}, "text/html": {}}}}
+
+
 @router.get("/review", summary="The weekly review (KPIs, items, knowledge gaps, help centre)",
-            responses=responses(400, 401, 403, 422, 500, 503))
+            responses={**responses(401, 403, 422, 500, 503), **REVIEW_CONTENT})
 def review(
     loaded: LoadedDep, settings: SettingsDep, store: FeedbackDep,
-    since: Annotated[str, Query(max_length=40, description="7d, 24h, or an ISO date")] = "7d",
-    until: Annotated[str | None, Query(max_length=40, description="end of the period [default: now]")] = None,
+    since: Annotated[str, Query(pattern=r"^[1-9][0-9]{0,3}[dhm]$", description="the period up to now: 7d, 24h, 30m")] = "7d",
     format: Annotated[Literal["json", "html"], Query(description="report.json, or the report.html page")] = "json",
 ) -> Response:
-    """What `assist review` writes, for the period; texts are redacted as stored."""
-    report = review_period(settings, store, since, until, loaded.index)
+    """What `assist review --since` writes; texts are redacted as stored."""
+    report = review_period(settings, store, since, None, loaded.index)
     if format == "html":
         return HTMLResponse(render(report, "report.json"), headers={"Cache-Control": "no-store"})
     return Response(json.dumps(report, ensure_ascii=False), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
-@router.post("/review/apply", response_model=ReviewApplyOut, summary="Fix or ignore a knowledge gap",
-             responses=responses(400, 401, 403, 404, 422, 500, 503))
-def review_apply(body: ReviewApplyRequest, loaded: LoadedDep, settings: SettingsDep, store: FeedbackDep) -> dict:
-    """Add a gap's requests as similar questions of an article in the server's KB folder (then build and reload),
-    or ignore it. The gap is looked up in the review of `since`."""
-    report = review_period(settings, store, body.since, None, loaded.index)
+def _gap(body, settings, store, loaded) -> dict:
     try:
-        gap = find_gap(report, body.gap_id)
+        return find_gap(review_period(settings, store, body.since, None, loaded.index), body.gap_id)
     except AssistError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
-    if body.ignore:
-        ignore_gap(store, gap)
-        return {"gap_id": gap["id"], "action": "ignored", "questions_added": [], "article_id": None}
-    done = apply_gap(store, gap, settings.kb_dir, body.add_to, None)
+
+
+@router.post("/review/apply", response_model=ReviewApplyOut, summary="Fix a knowledge gap: its requests become similar questions",
+             responses=responses(401, 403, 404, 409, 422, 500, 503))
+def review_apply(body: ReviewApplyRequest, loaded: LoadedDep, settings: SettingsDep, store: FeedbackDep) -> dict:
+    """Add a gap's requests as similar questions of an article in the server's KB folder (then build, gate and
+    reload). The gap is looked up in the review of `since`. 409 when the KB would not pass kb check."""
+    gap = _gap(body, settings, store, loaded)
+    try:
+        done = apply_gap(store, gap, settings.kb_dir, body.add_to, None)
+    except AssistError as exc:
+        status, code = (404, "not_found") if str(exc).startswith("no article") else (409, "kb_conflict")
+        raise ApiError(status, code, str(exc)) from None
     return {"gap_id": gap["id"], "action": "added", "questions_added": done["questions_added"], "article_id": done["article"]}
 
 
+@router.post("/review/ignore", response_model=ReviewApplyOut, summary="Ignore a knowledge gap from now on",
+             responses=responses(401, 403, 404, 422, 500, 503))
+def review_ignore(body: ReviewIgnoreRequest, loaded: LoadedDep, settings: SettingsDep, store: FeedbackDep) -> dict:
+    """No fix needed: later reviews leave this gap (and clusters close to it) out."""
+    gap = _gap(body, settings, store, loaded)
+    ignore_gap(store, gap)
+    return {"gap_id": gap["id"], "action": "ignored", "questions_added": [], "article_id": None}
+
+
 @router.post("/erase", response_model=EraseResponse, summary="Erase a session's or a customer's stored data",
-             responses=responses(400, 401, 403, 422, 500))
+             responses=responses(401, 403, 422, 500))
 def erase(body: EraseRequest, store: FeedbackDep) -> dict:
     """A data-subject request: every stored row of the session (feedback, suggestion log, help-centre events),
     or of the customer (the suggestion log rows naming them, and their sessions)."""

@@ -35,7 +35,8 @@ function gapCard(gap, since) {
   const act = async (body, label) => {
     add.disabled = ignore.disabled = true;
     try {
-      const out = await (await call("POST", "/v1/admin/review/apply", { gap_id: gap.id, since, ...body })).json();
+      const path = body.add_to ? "/v1/admin/review/apply" : "/v1/admin/review/ignore";
+      const out = await (await call("POST", path, { gap_id: gap.id, since, ...body })).json();
       result.textContent = out.action === "added"
         ? `${label}: ${out.questions_added.length} → ${out.article_id}（请重建索引并跑评测 rebuild the index and run the eval gate）`
         : label;
@@ -46,7 +47,7 @@ function gapCard(gap, since) {
     }
   };
   add.addEventListener("click", () => act({ add_to: article.value.trim() }, "已添加 added"));
-  ignore.addEventListener("click", () => act({ ignore: true }, "已忽略 ignored"));
+  ignore.addEventListener("click", () => act({}, "已忽略 ignored"));
   return el("article", { className: "gap" },
     el("h3", { textContent: `${gap.id} · ${gap.distinct} 个不同问题 different requests · ${gap.volume} 次 times` }),
     el("ul", {}, ...gap.examples.map((e) => el("li", { textContent: e }))),
