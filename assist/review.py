@@ -224,9 +224,7 @@ def _texts(candidates, embedder) -> tuple[list[str], dict, np.ndarray]:
         rows[key].append((s, reason))
         shown_as.setdefault(key, words)
     keys = sorted(rows, key=lambda k: (-len(rows[k]), k))[:MAX_GAP_TEXTS]
-    vectors = np.zeros((len(keys), 0), dtype=np.float32)
-    missing = []
-    stored = []
+    missing, stored = [], []
     for i, k in enumerate(keys):
         blobs = [s.vector for s, _ in rows[k] if s.vector]
         if blobs:
@@ -242,8 +240,7 @@ def _texts(candidates, embedder) -> tuple[list[str], dict, np.ndarray]:
             encoded = embedder.encode_queries([shown_as[keys[i]] for i in missing])
             for i, v in zip(missing, encoded):
                 stored[i] = np.asarray(v, dtype=np.float32)
-    if keys:
-        vectors = _unit(np.stack(stored).astype(np.float32))
+    vectors = _unit(np.stack(stored).astype(np.float32)) if keys else np.zeros((0, 0), dtype=np.float32)
     return keys, {"rows": rows, "shown_as": shown_as}, vectors
 
 
