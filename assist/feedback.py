@@ -101,6 +101,15 @@ class StoredFeedback(FeedbackEvent):
     created_at: str = ""
 
 
+def _period(select: str, since: str, until: str | None) -> tuple[str, list]:
+    """`select` limited to rows created in [since, until), oldest first (every table has created_at)."""
+    sql, args = select + " WHERE created_at >= ?", [since]
+    if until is not None:
+        sql += " AND created_at < ?"
+        args.append(until)
+    return sql + " ORDER BY id", args
+
+
 def retention_cutoff(days: int, now: datetime | None = None) -> str:
     """The ISO time before which rows are past a retention of `days` days."""
     from datetime import timedelta
@@ -177,6 +186,10 @@ class FeedbackStore:
             args.append(event)
         sql += " ORDER BY id LIMIT ?"
         args.append(limit)
+        return self._feedback(sql, args)
+
+    def _feedback(self, sql: str, args: list) -> list[StoredFeedback]:
+        """Rows of a `SELECT * FROM feedback` as StoredFeedback, the conversation JSON decoded."""
         with self._lock:
             cur = self._db.execute(sql, args)
             names = [d[0] for d in cur.description]
@@ -200,30 +213,16 @@ class FeedbackStore:
 
     def help_events(self, since: str, until: str | None = None) -> list[HelpEvent]:
         """Help-centre events created at or after `since` (ISO time) and before `until`, oldest first."""
-        sql, args = "SELECT created_at, session_id, event, query, article_id, abstained, comment FROM help_events WHERE created_at >= ?", [since]
-        if until is not None:
-            sql += " AND created_at < ?"
-            args.append(until)
+        sql, args = _period("SELECT created_at, session_id, event, query, article_id, abstained, comment FROM help_events", since, until)
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+            rows = self._db.execute(sql, args).fetchall()
         return [HelpEvent(event=e, session_id=sid, query=q, article_id=a, abstained=None if ab is None else bool(ab), comment=c, created_at=t)
                 for t, sid, e, q, a, ab, c in rows]
 
     def feedback_between(self, since: str, until: str | None = None) -> list[StoredFeedback]:
         """Feedback events created in [since, until), oldest first."""
-        sql, args = "SELECT * FROM feedback WHERE created_at >= ?", [since]
-        if until is not None:
-            sql += " AND created_at < ?"
-            args.append(until)
-        with self._lock:
-            cur = self._db.execute(sql + " ORDER BY id", args)
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, r)) for r in cur.fetchall()]
-        out = []
-        for r in rows:
-            conv = r.pop("conversation")
-            out.append(StoredFeedback(**r, conversation=None if conv is None else tuple(json.loads(conv))))
-        return out
+        sql, args = _period("SELECT * FROM feedback", since, until)
+        return self._feedback(sql, args)
 
     # --- the suggestion log ---
 
@@ -243,14 +242,11 @@ class FeedbackStore:
         """Logged suggestions created in [since, until), oldest first, as SuggestionRecords."""
         from assist.suggestlog import SuggestionRecord
 
-        sql, args = ("SELECT created_at, request_id, session_id, customer_ref, query, intent, confidence, abstained, escalate,"
-                     " answers, templates, top_similarity, latency_ms, index_version, model, arm, query_vector FROM suggestions"
-                     " WHERE created_at >= ?", [since])
-        if until is not None:
-            sql += " AND created_at < ?"
-            args.append(until)
+        sql, args = _period("SELECT created_at, request_id, session_id, customer_ref, query, intent, confidence, abstained, escalate,"
+                            " answers, templates, top_similarity, latency_ms, index_version, model, arm, query_vector FROM suggestions",
+                            since, until)
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+            rows = self._db.execute(sql, args).fetchall()
         return [SuggestionRecord(request_id=r[1], session_id=r[2], customer_ref=r[3], query=r[4] or "", intent=r[5] or "",
                                  confidence=r[6] or 0.0, abstained=bool(r[7]), escalate=bool(r[8]), answers=tuple(json.loads(r[9] or "[]")),
                                  templates=tuple(json.loads(r[10] or "[]")), top_similarity=r[11], latency_ms=r[12] or 0.0,

@@ -84,10 +84,14 @@ class LogWriter:
     def put(self, record: SuggestionRecord) -> None:
         with self._lock:
             self._pending.append(record)
-            over = len(self._pending) - self.max_pending
-            for _ in range(max(0, over)):
-                self._pending.popleft()
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop the oldest rows past `max_pending` and count them (called holding the lock)."""
+        over = len(self._pending) - self.max_pending
         if over > 0:
+            for _ in range(over):
+                self._pending.popleft()
             self.dropped += over
             self.on_drop(over)
 
@@ -110,12 +114,7 @@ class LogWriter:
             log.warning("suggestion log: %d rows not written yet (%s: %s); retrying", len(batch), type(exc).__name__, exc)
             with self._lock:
                 self._pending.extendleft(reversed(batch))
-                over = len(self._pending) - self.max_pending
-                for _ in range(max(0, over)):
-                    self._pending.popleft()
-            if over > 0:
-                self.dropped += over
-                self.on_drop(over)
+                self._trim()
             return False
         return True
 
