@@ -1,5 +1,6 @@
 """API keys (X-API-Key) for agent endpoints, a bearer token for admin endpoints; constant-time checks."""
 
+import hashlib
 import hmac
 import logging
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from api.errors import ApiError
 from assist.config import Settings
+from assist.crypto import Cipher
 from assist.errors import AssistError
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,10 @@ def credentials_from_settings(s: Settings) -> Credentials:
         if DEV_API_KEY in keys or DEV_ADMIN_TOKEN in admin:
             raise AssistError("the development key or admin token is configured outside development mode; "
                               "choose real secrets for ASSIST_API_KEYS and ASSIST_ADMIN_TOKEN")
+        if not s.store_key.strip():  # customer text is never written to disk in the clear outside development
+            raise AssistError("no store key configured: set ASSIST_STORE_KEY (make one with `assist db new-key`) so customer text "
+                              "is encrypted at rest, or ASSIST_DEV_MODE=1 / `assist serve --dev` for local development")
+        Cipher(s.store_key)  # a malformed key fails here, with its message, not at the first write
     return Credentials(tuple(k.encode() for k in keys), tuple(t.encode() for t in admin))
 
 
@@ -49,8 +55,22 @@ def warn_about(s: Settings) -> None:
     if s.dev_mode:
         log.warning("DEVELOPMENT MODE: the key %r and the admin token %r are accepted; never run this in production",
                     DEV_API_KEY, DEV_ADMIN_TOKEN)
+        if not s.store_key.strip():
+            log.warning("DEVELOPMENT MODE without ASSIST_STORE_KEY: customer text is stored unencrypted")
     elif not s.admin_token.strip():
         log.warning("ASSIST_ADMIN_TOKEN is not set: admin endpoints (reload, feedback export) refuse every request")
+
+
+def actor(request: Request) -> str:
+    """Who made an admin request, for the audit log: the address (and any X-Forwarded-For) and a fingerprint of
+    the token (so a rotated token shows as a different caller), never the token itself."""
+    auth = request.headers.get("authorization", "")
+    token = auth.split(" ", 1)[1].strip() if " " in auth else ""
+    who = f"api {request.client.host if request.client else '?'}"
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        who += f" (forwarded for {forwarded[:100]})"
+    return who + f" token {hashlib.sha256(token.encode()).hexdigest()[:8]}"
 
 
 def _matches(given: str, secrets: tuple[bytes, ...]) -> bool:

@@ -23,8 +23,9 @@ from api.service import Service
 from assist.config import Settings, get_settings, package_version
 from assist.errors import AssistError
 from assist.experiments import load_experiment
-from assist.feedback import FeedbackStore, retention_cutoff
+from assist.feedback import FeedbackStore, retention_cutoff, store_of
 from assist.index.embed import embedder_from_settings
+from assist.index.store import current_version
 from assist.redact import configure_logging
 from assist.suggestlog import LogWriter
 
@@ -55,16 +56,18 @@ async def lifespan(app: FastAPI):
     except AssistError as exc:  # no index, or one this configuration cannot serve: start unready (503) until fixed and reloaded
         log.error("%s", exc)
     app.state.service = service
-    app.state.feedback = store = FeedbackStore(s.feedback_db)
+    app.state.feedback = store = store_of(s)
     app.state.suggestion_log = LogWriter(store, on_drop=app.state.metrics.log_dropped.inc) if s.suggestion_log else None
     app.state.metrics.set_index_version(service.version)
     purger = asyncio.create_task(_purge_every_hour(store, s.retention_days)) if s.retention_days else None
     ranker = asyncio.create_task(_refresh_nudges(service, store, s)) if s.feedback_ranking.weight > 0 else None
-    log.info("assist API ready: index %s, feedback in %s", service.version, s.feedback_db)
+    poller = asyncio.create_task(_follow_current(service, app.state.metrics, s.index_poll_seconds)) if s.index_poll_seconds else None
+    log.info("assist API ready: index %s, store %s (%s)", service.version, store.where,
+             "text encrypted" if store.cipher.enabled else "text NOT encrypted")
     try:
         yield
     finally:
-        for task in (purger, ranker):
+        for task in (purger, ranker, poller):
             if task is not None:
                 task.cancel()
         if app.state.suggestion_log is not None:
@@ -94,6 +97,29 @@ async def _refresh_nudges(service: Service, store: FeedbackStore, s: Settings) -
         except Exception as exc:  # keep the last rates
             log.warning("feedback ranking refresh failed: %s: %s", type(exc).__name__, exc)
         await asyncio.sleep(r.refresh_seconds)
+
+
+async def _follow_current(service: Service, metrics: Metrics, seconds: float) -> None:
+    """Replicas sharing an index dir: serve the version CURRENT names within `seconds` of its change. The new
+    version loads beside the old one, which keeps answering until the swap; a failed load keeps the old one
+    and is tried again at the next look."""
+    failed: str | None = None
+    while True:
+        await asyncio.sleep(seconds)
+        target = None
+        try:
+            target = current_version(service.settings.index_dir)
+            if target is None or target == service.version:
+                continue
+            result = await asyncio.to_thread(service.reload)
+            metrics.reloads.labels("changed").inc()
+            metrics.set_index_version(result.current)
+            failed = None
+        except Exception as exc:  # a half-copied version, a full disk: keep serving, look again
+            metrics.reloads.labels("error").inc()
+            if failed != target:
+                log.error("index %s not loaded, still serving %s: %s: %s", target, service.version, type(exc).__name__, exc)
+            failed = target
 
 
 async def _purge_every_hour(store: FeedbackStore, days: int) -> None:

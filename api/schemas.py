@@ -266,6 +266,9 @@ class FeedbackRequest(Strict):
     session_id: Ident | None = Field(None, description="the sidebar's conversation id, to group events")
     request_id: Ident | None = Field(None, description="the `request_id` of the suggest response the item was shown in")
     arm: Ident | None = Field(None, description="the suggest response's experiment `arm`")
+    event_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")] | None = Field(
+        None, description="your idempotency key for this event (8-64 of A-Z a-z 0-9 _ -): a retried POST with the same key "
+        "is stored once and answered with the first row")
     conversation: Conversation | None = Field(None, description="the conversation at that moment; stored with personal data redacted")
     text: Annotated[Text, StringConstraints(max_length=8000)] | None = Field(
         None, description="free text, e.g. the reply as the agent edited it; stored with personal data redacted"
@@ -293,6 +296,7 @@ class FeedbackCreated(BaseModel):
     id: int
     event: str
     created_at: str
+    duplicate: bool = Field(False, description="true when this event_id was stored before: nothing new was written")
 
 
 class StoredTurn(BaseModel):
@@ -472,6 +476,18 @@ class EraseRequest(Strict):
 
 class EraseResponse(BaseModel):
     erased: dict[str, int] = Field(description="rows deleted per table")
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    created_at: str
+    actor: str = Field(description="the caller: address and admin-token fingerprint, or the CLI user and host")
+    action: str
+    detail: dict
+
+
+class AuditLog(BaseModel):
+    entries: list[AuditEntryOut] = Field(description="newest first")
 
 
 Span = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,3}[dhm]$")]

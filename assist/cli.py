@@ -301,21 +301,17 @@ app.add_typer(help_app, name="help")
 @handle_errors
 def help_report_cmd(
     since: Annotated[str, typer.Option("--since", help="7d, 24h, 30m, or a date (2026-11-24)")] = "7d",
-    db: Annotated[Optional[Path], typer.Option("--db", help="the store file [default: ASSIST_FEEDBACK_DB]")] = None,
+    db: Annotated[Optional[Path], typer.Option("--db", help="a SQLite store file [default: ASSIST_DATABASE_URL, else ASSIST_FEEDBACK_DB]")] = None,
     out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("help-report"),
     top: Annotated[int, typer.Option("--top", min=1, help="unanswered searches listed")] = 20,
 ) -> None:
     """Daily deflection rate, top unanswered searches and votes per article: report.json + report.html."""
     from datetime import datetime, timezone
 
-    from assist.feedback import FeedbackStore
     from assist.helpreport import help_report, parse_since, write_report
 
     start, until = parse_since(since), datetime.now(timezone.utc)
-    path = db or get_settings().feedback_db
-    if not path.exists():
-        raise AssistError(f"no store at {path}: the help centre has recorded nothing yet (or pass --db)")
-    store = FeedbackStore(path)
+    store = _store(db)
     try:
         report = help_report(store.help_events(start.isoformat(timespec="milliseconds")), start, until, top)
     finally:
@@ -338,16 +334,34 @@ data_app = typer.Typer(help="Stored data: retention and erasure.", no_args_is_he
 app.add_typer(data_app, name="data")
 
 
-def _store(db: Optional[Path]):
-    from assist.feedback import FeedbackStore
+def _store(db: Optional[Path] = None, create: bool = False):
+    """The store a command reads: --db (a SQLite file), else ASSIST_DATABASE_URL, else ASSIST_FEEDBACK_DB.
+    A missing SQLite file is an error unless the command writes (`create`)."""
+    from assist.crypto import Cipher
+    from assist.feedback import FeedbackStore, store_of
 
-    path = db or get_settings().feedback_db
-    if not path.exists():
-        raise AssistError(f"no store at {path} (set ASSIST_FEEDBACK_DB or pass --db)")
-    return FeedbackStore(path)
+    s = get_settings()
+    if db is None and s.database_url:
+        return store_of(s)
+    path = db or s.feedback_db
+    if not create and not Path(path).exists():
+        raise AssistError(f"no store at {path}: nothing recorded yet (set ASSIST_DATABASE_URL or ASSIST_FEEDBACK_DB, or pass --db)")
+    return FeedbackStore(path, Cipher(s.store_key))
 
 
-StoreDb = Annotated[Optional[Path], typer.Option("--db", help="the store file [default: ASSIST_FEEDBACK_DB]")]
+def cli_actor() -> str:
+    """Who runs this command, for the audit log."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = str(os.getuid())
+    return f"cli {user}@{socket.gethostname()}"
+
+
+StoreDb = Annotated[Optional[Path], typer.Option("--db", help="a SQLite store file [default: ASSIST_DATABASE_URL, else ASSIST_FEEDBACK_DB]")]
 
 
 @review_app.callback()
@@ -405,24 +419,20 @@ def review_apply(
     if not report_file.is_file():
         raise AssistError(f"no review report at {report_file}: run `assist review --out DIR` first, or pass --report")
     gap = find_gap(json.loads(report_file.read_text(encoding="utf-8")), gap_id)
-    store = _store(db) if db or get_settings().feedback_db.exists() else _new_store()
+    store = _store(db, create=True)
     try:
         if ignore:
             ignore_gap(store, gap)
+            store.audit(cli_actor(), "review_ignore", gap=gap_id)
             typer.echo(f"{gap_id}: ignored; later reviews leave it out")
             return
         done = apply_gap(store, gap, kb or get_settings().kb_dir, add_to, eval_file)
+        store.audit(cli_actor(), "review_apply", gap=gap_id, article=done["article"], questions=len(done["questions_added"]))
     finally:
         store.close()
     typer.echo(f"{gap_id}: {len(done['questions_added'])} similar questions added to {done['article']} ({done['path']}), "
                f"{done['eval_cases']} eval cases appended to {eval_file}")
     typer.echo("next: assist kb check, assist index build, assist eval run + compare (the gate)")
-
-
-def _new_store():
-    from assist.feedback import FeedbackStore
-
-    return FeedbackStore(get_settings().feedback_db)
 
 
 @data_app.command("purge")
@@ -440,6 +450,7 @@ def data_purge(
     store = _store(db)
     try:
         deleted = store.purge(retention_cutoff(days))
+        store.audit(cli_actor(), "purge", older_than_days=days, deleted=deleted)
     finally:
         store.close()
     typer.echo(f"deleted rows older than {days} days: " + ", ".join(f"{k} {v}" for k, v in deleted.items()))
@@ -460,9 +471,106 @@ def data_erase(
     store = _store(db)
     try:
         erased = store.erase(session, customer_ref({"id": customer}) if customer else None)
+        store.audit(cli_actor(), "erase", by="session" if session else "customer", erased=erased)
     finally:
         store.close()
     typer.echo("erased: " + ", ".join(f"{k} {v}" for k, v in erased.items()))
+
+
+@data_app.command("audit")
+@handle_errors
+def data_audit(
+    since: Annotated[str, typer.Option("--since", help="7d, 24h, or a date (2026-11-24)")] = "30d",
+    db: StoreDb = None,
+) -> None:
+    """The audit log: admin actions (reload, feedback export, review, erase, purge, rekey) with time and caller."""
+    from assist.helpreport import parse_since
+
+    store = _store(db)
+    try:
+        entries = store.audit_entries(parse_since(since).isoformat(timespec="milliseconds"))
+    finally:
+        store.close()
+    for e in entries:
+        typer.echo(f"{e.created_at}  {e.action:<16} {e.actor}  {json.dumps(e.detail, ensure_ascii=False)}")
+    typer.echo(f"{len(entries)} entries since {since}")
+
+
+db_app = typer.Typer(help="The store's schema (SQLite or PostgreSQL) and its encryption key.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade(db: StoreDb = None) -> None:
+    """Apply the schema migrations the store lacks (run once before serving a new version with PostgreSQL)."""
+    from assist.feedback import engine_for, safe_url, store_url, upgrade
+
+    s = get_settings()
+    url = store_url(db or s.database_url or s.feedback_db)
+    engine = engine_for(url)
+    try:
+        before, after = upgrade(engine)
+    except AssistError:
+        raise
+    except Exception as exc:
+        raise AssistError(f"cannot upgrade the store {safe_url(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"{safe_url(url)}: schema {after}, up to date")
+    else:
+        typer.echo(f"{safe_url(url)}: schema {before or 'none'} -> {after}")
+
+
+@db_app.command("current")
+@handle_errors
+def db_current(db: StoreDb = None) -> None:
+    """The store's schema revision and the one this version needs."""
+    from assist.feedback import current_revision, engine_for, head_revision, safe_url, store_url
+
+    s = get_settings()
+    url = store_url(db or s.database_url or s.feedback_db)
+    engine = engine_for(url)
+    try:
+        have = current_revision(engine)
+    except Exception as exc:
+        raise AssistError(f"cannot read the store {safe_url(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+    need = head_revision()
+    typer.echo(f"{safe_url(url)}: schema {have or 'none'}; this version needs {need}" + ("" if have == need else " (run `assist db upgrade`)"))
+
+
+@db_app.command("new-key")
+def db_new_key() -> None:
+    """Print a fresh random key for ASSIST_STORE_KEY (keep it in your secret store; lost key = unreadable text)."""
+    from assist.crypto import new_key
+
+    typer.echo(new_key())
+
+
+@db_app.command("rekey")
+@handle_errors
+def db_rekey(db: StoreDb = None) -> None:
+    """Re-encrypt all stored text with the first key of ASSIST_STORE_KEY (after putting a new key first)."""
+    from rich.progress import Progress
+
+    store = _store(db)
+    try:
+        with Progress(transient=True) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(table: str, done: int, total: int) -> None:
+                if table not in tasks:
+                    tasks[table] = bar.add_task(table, total=total)
+                bar.update(tasks[table], completed=done)
+
+            counts = store.rekey(progress)
+        store.audit(cli_actor(), "rekey", rows=counts)
+    finally:
+        store.close()
+    typer.echo("re-encrypted with the first key: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
@@ -532,19 +640,15 @@ def eval_compare(
 @eval_app.command("from-feedback")
 @handle_errors
 def eval_from_feedback(
-    db: Annotated[Optional[Path], typer.Option("--db", help="feedback SQLite file [default: ASSIST_FEEDBACK_DB]")] = None,
+    db: StoreDb = None,
     out: Annotated[Path, typer.Option("--out", help="cases file to append to")] = Path("evals/feedback.jsonl"),
 ) -> None:
     """Turn agents' "used" feedback into new labelled cases (appended once each; review before merging)."""
-    from assist.feedback import FeedbackStore
     from evals.feedback import cases_from_feedback
     from evals.io import read_jsonl, write_jsonl
 
-    path = db or get_settings().feedback_db
-    if not Path(path).is_file():
-        _fail(f"no feedback store at {path}")
     known = {r["id"] for r in read_jsonl(out)} if out.is_file() else set()
-    store = FeedbackStore(path)
+    store = _store(db)
     try:
         cases = cases_from_feedback(store, known)
     finally:

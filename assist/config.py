@@ -141,6 +141,15 @@ class Settings(BaseSettings):
     api_keys: str = Field("", repr=False, description="comma-separated API keys accepted in X-API-Key")
     admin_token: str = Field("", repr=False, description="bearer token for the admin endpoints")
     feedback_db: Path = Field(Path(".assist/feedback.db"), description="SQLite file of agent feedback, the suggestion log and help-centre events")
+    database_url: str = Field(
+        "", repr=False, description="postgresql://user:password@host:5432/db puts the store in PostgreSQL (shared by replicas; "
+        "`assist db upgrade` first); empty = the SQLite file ASSIST_FEEDBACK_DB")
+    store_key: str = Field(
+        "", repr=False, description="comma-separated Fernet keys (`assist db new-key`) encrypting customer text in the store; the first "
+        "encrypts, all decrypt (rotation: new key first, `assist db rekey`). Required by `assist serve` outside development mode")
+    index_poll_seconds: float = Field(
+        0.0, ge=0, description="check the index dir's CURRENT this often and serve a new version when it changes "
+        "(replicas sharing one index dir); 0 = only on POST /v1/admin/reload")
     suggestion_log: bool = Field(True, description="record every suggest response (redacted query, intent, ids shown, latency) for `assist review`")
     experiments: str = Field(
         "", description="an A/B experiment: a YAML file or inline JSON with a name and arms of suggest-setting overrides "

@@ -10,6 +10,7 @@ import pytest
 
 from api.server import free_port
 from assist.config import ChunkSettings, get_settings
+from assist.crypto import Cipher
 from assist.index.embed import HashingEmbedder
 from assist.index.store import build_index, load_index
 
@@ -18,6 +19,9 @@ DATA = Path(__file__).parent / "data"
 TINY_KB = DATA / "kb"
 # Small chunks so the tiny KB still exercises section splitting.
 CHUNKING = ChunkSettings(size=120, overlap=10)
+# A fixed key for ASSIST_STORE_KEY in tests (servers outside development mode refuse to start without one).
+STORE_KEY = "l4lH8lWjT6E0m0vY1wKQ4bEJmQvT4u9bB2qXxQe6c5Y="
+TEST_CIPHER = Cipher(STORE_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +53,7 @@ FAKE_ENV = {
     "ASSIST_SUGGEST__INTENT_OOS_THRESHOLD": "0.25",
     "ASSIST_SUGGEST__ABSTAIN_MIN_DENSE": "0.15",
     "ASSIST_SUGGEST__ABSTAIN_MIN_DENSE_OOS": "0.3",
+    "ASSIST_STORE_KEY": STORE_KEY,
 }
 
 
@@ -60,6 +65,15 @@ def fake_env(monkeypatch, tmp_path):
     monkeypatch.setenv("ASSIST_INDEX_DIR", str(tmp_path / "idx"))
     get_settings.cache_clear()
     yield tmp_path
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def store_key_env(monkeypatch):
+    """ASSIST_STORE_KEY set to the tests' key, for CLI commands reading a store written with TEST_CIPHER."""
+    monkeypatch.setenv("ASSIST_STORE_KEY", STORE_KEY)
+    get_settings.cache_clear()
+    yield
     get_settings.cache_clear()
 
 

@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from api.main import STATIC, create_app
 from assist.cli import app as cli
 from assist.config import Settings, get_settings
+from assist.crypto import Cipher
 from assist.errors import AssistError
 from assist.index.store import CURRENT, build_index
-from tests.conftest import CHUNKING, TINY_KB
+from tests.conftest import CHUNKING, STORE_KEY, TINY_KB
 
 KEY, ADMIN = "agent-key-0123456789", "admin-token-0123456789"
 AGENT = {"X-API-Key": KEY}
@@ -27,7 +28,7 @@ REFUND = {"conversation": [{"role": "customer", "text": "订单 DD202611230001 �
 def make_settings(tmp, **overrides) -> Settings:
     values = {
         "index_dir": tmp / "idx", "feedback_db": tmp / "feedback.db", "embedding": {"backend": "hashing"},
-        "suggest": FAKE_SUGGEST, "api_keys": f"other-key-abcdefghij, {KEY}", "admin_token": ADMIN,
+        "suggest": FAKE_SUGGEST, "api_keys": f"other-key-abcdefghij, {KEY}", "admin_token": ADMIN, "store_key": STORE_KEY,
         "dev_mode": False, "max_body_bytes": 65536, "max_turns": 50, "max_turn_chars": 2000,  # not from the env
     }
     return Settings(**{**values, **overrides})
@@ -370,7 +371,10 @@ def test_feedback_is_stored_with_personal_data_redacted(client, built):
         row = db.execute("SELECT conversation, text, event, kind, latency_ms FROM feedback WHERE id = ?", (stored_id,)).fetchone()
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conversation, text, event, kind, latency = row
-    raw = conversation + text
+    assert conversation.startswith("enc1:") and text.startswith("enc1:")  # encrypted at rest with ASSIST_STORE_KEY
+    assert "李先生" not in conversation + text and "退款" not in conversation + text
+    cipher = Cipher(STORE_KEY)
+    raw = cipher.open(conversation) + cipher.open(text)
     for secret in ("138-1234-5678", "110105199003072311", "li.lei@example.com", "6222021234567890128", "13912345678"):
         assert secret not in raw
     assert "[手机号]" in raw and "[身份证号]" in raw and "[邮箱]" in raw and "[银行卡号]" in raw

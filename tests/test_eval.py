@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 from assist.cli import app
 from evals.metrics import macro_f1
 from evals.report import compare_reports
-from tests.conftest import DATA, TINY_KB
+from tests.conftest import DATA, TEST_CIPHER, TINY_KB
 
 runner = CliRunner()
 
@@ -68,11 +68,11 @@ def test_macro_f1_averages_over_gold_labels():
     assert macro_f1(["a", "b"], ["a", "a"]) == pytest.approx((2 / 3 + 0) / 2)
 
 
-def test_used_feedback_becomes_labelled_cases_once(tmp_path):
+def test_used_feedback_becomes_labelled_cases_once(tmp_path, store_key_env):
     from assist.feedback import FeedbackEvent, FeedbackStore
 
     db = tmp_path / "fb.db"
-    store = FeedbackStore(db)
+    store = FeedbackStore(db, TEST_CIPHER)
     conv = ({"role": "customer", "text": "退款到账要多久？我手机 13812345678"},)
     store.add(FeedbackEvent("shown", "refund-timing", "article", "refund_status", "v1", 12.0, "s1", conv))
     store.add(FeedbackEvent("used", "refund-timing", "article", "refund_status", "v1", 12.0, "s1", conv))

@@ -13,7 +13,7 @@ from assist.errors import AssistError
 from assist.experiments import load_experiment
 from assist.feedback import FeedbackStore
 from assist.index.store import build_index
-from tests.conftest import CHUNKING
+from tests.conftest import CHUNKING, TEST_CIPHER
 from tests.test_api import AGENT, make_settings
 
 EXPERIMENT = {"name": "exp-1", "arms": [{"name": "control"}, {"name": "one-answer", "suggest": {"answers": 1}},
@@ -100,7 +100,7 @@ def test_each_arm_gets_its_settings_and_variants_and_says_so(served):
     c.post("/v1/feedback", json={"event": "used", "suggestion_id": "tpl-refund-timing-short", "kind": "template",
                                  "session_id": _session_in("short"), "request_id": r["request_id"], "arm": "short"}, headers=AGENT)
     assert c.app.state.suggestion_log.flush()
-    store = FeedbackStore(tmp / "feedback.db")
+    store = FeedbackStore(tmp / "feedback.db", TEST_CIPHER)
     logged = {s.request_id: s.arm for s in store.suggestions("2000")}
     assert logged[r["request_id"]] == "short" and logged[no_session["request_id"]] is None
     assert store.feedback_between("2000")[-1].arm == "short"

@@ -19,7 +19,7 @@ from assist.helpreport import help_report, parse_since
 from assist.index.chunk import split_sections
 from assist.index.store import build_index
 from assist.kb import check_kb, load_kb
-from tests.conftest import CHUNKING, TINY_KB
+from tests.conftest import CHUNKING, TEST_CIPHER, TINY_KB
 from tests.test_api import make_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ def test_feedback_is_recorded_redacted_and_unknown_articles_are_404(client, buil
     r = client.post("/v1/public/feedback", json={"article_id": "refund-timing", "helpful": False,
                                                  "comment": "没用，我手机 13812345678", "query": "退款"}, headers=SESSION)
     assert r.status_code == 201 and r.json() == {"recorded": True}
-    store = FeedbackStore(built / "feedback.db")
+    store = FeedbackStore(built / "feedback.db", TEST_CIPHER)
     mine = [e for e in store.help_events("2000") if e.event == "not_helpful"]
     assert mine and "13812345678" not in mine[-1].comment and mine[-1].session_id == SESSION["X-Help-Session"]
     assert client.post("/v1/public/feedback", json={"article_id": "shipping-delay", "helpful": True}).status_code == 404
@@ -143,7 +143,7 @@ def test_contact_is_counted_then_redirects_to_the_configured_page(built):
     with _client(built, public_contact_url="https://shop.example.com/chat") as c:
         r = c.get("/help/contact", params={"session": "tab-contact-0001"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "https://shop.example.com/chat"
-    events = FeedbackStore(built / "feedback.db").help_events("2000")
+    events = FeedbackStore(built / "feedback.db", TEST_CIPHER).help_events("2000")
     assert any(e.event == "contact" and e.session_id == "tab-contact-0001" for e in events)
 
 
@@ -316,8 +316,8 @@ def test_deflection_counts_sessions_that_viewed_and_did_not_need_an_agent():
     assert report["articles"][0] == {"id": "refund-timing", "views": 2, "helpful": 1, "not_helpful": 0, "contact": 0}
 
 
-def test_help_report_command_writes_json_and_html(tmp_path):
-    store = FeedbackStore(tmp_path / "fb.db")
+def test_help_report_command_writes_json_and_html(tmp_path, store_key_env):
+    store = FeedbackStore(tmp_path / "fb.db", TEST_CIPHER)
     now = datetime.now(timezone.utc)
     for e in _events():
         store.add_help(HelpEvent(e.event, e.session_id, e.query, e.article_id, e.abstained, e.comment, now.isoformat()))

@@ -17,7 +17,7 @@ from assist.index.store import build_index, load_index
 from assist.kb import check_kb
 from assist.review import ReviewOptions, apply_gap, build_review, ignore_gap, two_proportion_test, wilson
 from assist.suggestlog import LogWriter, SuggestionRecord, customer_ref, dequantize, quantize
-from tests.conftest import CHUNKING, TINY_KB
+from tests.conftest import CHUNKING, TEST_CIPHER, TINY_KB
 from tests.test_api import AGENT, BOSS, make_settings
 
 runner = CliRunner()
@@ -58,7 +58,7 @@ def test_every_suggestion_is_logged_redacted_with_its_request_id(built):
         c.post("/v1/feedback", json={"event": "used", "suggestion_id": out["answers"][0]["article_id"], "kind": "article",
                                      "session_id": "conv-log-1", "request_id": out["request_id"]}, headers=AGENT)
         assert c.app.state.suggestion_log.flush()
-    store = FeedbackStore(built / "log.db")
+    store = FeedbackStore(built / "log.db", TEST_CIPHER)
     [row] = store.suggestions("2000")
     assert store.feedback_between("2000")[0].request_id == out["request_id"]
     assert row.request_id == out["request_id"] and row.session_id == "conv-log-1"
@@ -94,7 +94,7 @@ def test_a_locked_store_never_fails_or_slows_a_suggest_request(built):
         while writer.pending and time.monotonic() < deadline:  # written at a later flush
             time.sleep(0.1)
         assert writer.pending == 0
-    assert len(FeedbackStore(db).suggestions("2000")) == 20
+    assert len(FeedbackStore(db, TEST_CIPHER).suggestions("2000")) == 20
 
 
 def test_the_writer_keeps_rows_while_the_store_refuses_and_drops_the_oldest_past_its_limit():
@@ -127,15 +127,15 @@ def test_quantized_vectors_keep_cosines():
 
 
 def _filled(path):
-    store = FeedbackStore(path)
+    store = FeedbackStore(path, TEST_CIPHER)
     store.add_suggestions([rec("old", created=ago(days=100), session="s-old"), rec("new", session="s-new"),
                            SuggestionRecord("cust", "s-cust", customer_ref({"id": "C-1"}), "q", "x", 0.5, False, False, (), (), None, 1, "v", "m")])
     for sid in ("s-old", "s-new", "s-cust"):
         store.add(FeedbackEvent("used", "refund-timing", "article", session_id=sid))
     store.add_help(HelpEvent("search", "s-new", "退款", abstained=False))
     store.add_help(HelpEvent("view", "s-help", article_id="refund-timing", created_at=ago(days=200)))
-    with store._db:  # feedback rows carry the store's own time: age one by hand
-        store._db.execute("UPDATE feedback SET created_at = ? WHERE session_id = 's-old'", (ago(days=100),))
+    with sqlite3.connect(path) as db:  # feedback rows carry the store's own time: age one by hand
+        db.execute("UPDATE feedback SET created_at = ? WHERE session_id = 's-old'", (ago(days=100),))
     return store
 
 
@@ -156,7 +156,7 @@ def test_erasure_by_session_and_by_customer(tmp_path):
     assert result.exit_code == 0 and "feedback 1, suggestions 1, help_events 1" in result.output
     result = runner.invoke(cli, ["data", "erase", "--customer", "C-1", "--db", str(tmp_path / "fb.db")])
     assert result.exit_code == 0 and "feedback 1, suggestions 1" in result.output
-    store = FeedbackStore(tmp_path / "fb.db")
+    store = FeedbackStore(tmp_path / "fb.db", TEST_CIPHER)
     assert {r.request_id for r in store.suggestions("2000")} == {"old"}
     assert {e.session_id for e in store.events()} == {"s-old"}
     assert runner.invoke(cli, ["data", "erase", "--db", str(tmp_path / "fb.db")]).exit_code == 1
@@ -175,9 +175,9 @@ def test_the_server_purges_on_start(built, tmp_path):
     _filled(tmp_path / "fb.db").close()
     with TestClient(create_app(make_settings(built, feedback_db=tmp_path / "fb.db", retention_days=90))):
         deadline = time.monotonic() + 10
-        while len(FeedbackStore(tmp_path / "fb.db").suggestions("2000")) == 3 and time.monotonic() < deadline:
+        while len(FeedbackStore(tmp_path / "fb.db", TEST_CIPHER).suggestions("2000")) == 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-    assert {r.request_id for r in FeedbackStore(tmp_path / "fb.db").suggestions("2000")} == {"new", "cust"}
+    assert {r.request_id for r in FeedbackStore(tmp_path / "fb.db", TEST_CIPHER).suggestions("2000")} == {"new", "cust"}
 
 
 # --- the review's numbers --------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def test_wilson_interval_and_two_proportion_test():
 
 def test_kpis_items_never_suggested_stale_and_week_over_week(tmp_path, embedder):
     kb, _ = check_kb(TINY_KB)
-    store = FeedbackStore(tmp_path / "fb.db")
+    store = FeedbackStore(tmp_path / "fb.db", TEST_CIPHER)
     records = [rec(f"a{n}", answers=("refund-timing", "return-policy"), templates=("tpl-refund-timing",)) for n in range(10)]
     records += [rec("ab", abstained=True, answers=()), rec("esc", escalate=True, latency=30.0)]
     records += [rec(f"p{n}", created=ago(days=10)) for n in range(4)]  # the previous week
@@ -204,8 +204,8 @@ def test_kpis_items_never_suggested_stale_and_week_over_week(tmp_path, embedder)
     store.add(FeedbackEvent("dismissed", "return-policy", "article", session_id="s-a7", request_id="a7"))
     for n in range(4):
         store.add(FeedbackEvent("dismissed", "refund-timing", "article", request_id=f"p{n}"))
-    with store._db:
-        store._db.execute("UPDATE feedback SET created_at = ? WHERE request_id LIKE 'p%'", (ago(days=10),))
+    with sqlite3.connect(tmp_path / "fb.db") as db:
+        db.execute("UPDATE feedback SET created_at = ? WHERE request_id LIKE 'p%'", (ago(days=10),))
     report = build_review(store, *week(), kb, None, embedder, ReviewOptions(stale_days=20, stale_min_shown=5))
     t = report["totals"]
     assert t["suggestions"] == 12 and t["acceptance_rate"] == round(6 / 11, 4) and t["edit_rate"] == round(1 / 11, 4)
@@ -221,7 +221,7 @@ def test_kpis_items_never_suggested_stale_and_week_over_week(tmp_path, embedder)
 
 
 def test_experiment_arms_say_plainly_whether_they_differ(tmp_path):
-    store = FeedbackStore(tmp_path / "fb.db")
+    store = FeedbackStore(tmp_path / "fb.db", TEST_CIPHER)
     rows = [rec(f"a{n}", arm="a") for n in range(200)] + [rec(f"b{n}", arm="b") for n in range(200)]
     store.add_suggestions(rows)
     used = [f"a{n}" for n in range(100)] + [f"b{n}" for n in range(150)]
@@ -229,7 +229,7 @@ def test_experiment_arms_say_plainly_whether_they_differ(tmp_path):
         store.add(FeedbackEvent("used", "refund-timing", "article", request_id=rid))
     arms = build_review(store, *week())["experiments"]
     assert [a["arm"] for a in arms] == ["a", "b"] and arms[1]["verdict"].startswith("significant")
-    store2 = FeedbackStore(tmp_path / "fb2.db")
+    store2 = FeedbackStore(tmp_path / "fb2.db", TEST_CIPHER)
     store2.add_suggestions(rows)
     for rid in [f"a{n}" for n in range(100)] + [f"b{n}" for n in range(104)]:
         store2.add(FeedbackEvent("used", "refund-timing", "article", request_id=rid))
@@ -245,7 +245,7 @@ STUDENT = ["学生 优惠 认证 学生证", "学生证 认证 学生 优惠 价
 
 
 def _gap_store(path, embedder):
-    store = FeedbackStore(path)
+    store = FeedbackStore(path, TEST_CIPHER)
     rows, n = [], 0
     for text in TRADE_IN + STUDENT:
         for _ in range(2):
@@ -281,7 +281,7 @@ def test_an_ignored_gap_stays_out_of_later_reviews(tmp_path, embedder, built):
 
 
 def test_apply_adds_similar_questions_and_eval_cases_and_refuses_a_broken_kb(tmp_path, kb_copy, embedder):
-    store = FeedbackStore(tmp_path / "fb.db")
+    store = FeedbackStore(tmp_path / "fb.db", TEST_CIPHER)
     gap = {"id": "gap-0a1b2c3d", "queries": ["旧手机能折价吗", "以旧换新怎么估价", "不喜欢能不能退"], "centroid": None}
     article = kb_copy / "articles" / "refund" / "return-policy.md"
     article.write_text(article.read_text(encoding="utf-8").replace("status: published", "questions:\n  - 不喜欢能不能退\nstatus: published"),
@@ -309,7 +309,7 @@ def test_apply_adds_similar_questions_and_eval_cases_and_refuses_a_broken_kb(tmp
     assert {d["gap_key"] for d in store.decisions()} == {"gap-0a1b2c3d", "gap-11111111", "gap-22222222"}
 
 
-def test_review_command_writes_the_report_and_apply_uses_it(tmp_path, kb_copy, embedder, built, monkeypatch):
+def test_review_command_writes_the_report_and_apply_uses_it(tmp_path, kb_copy, embedder, built, monkeypatch, store_key_env):
     store = _gap_store(tmp_path / "fb.db", embedder)
     store.close()
     monkeypatch.setenv("ASSIST_INDEX_DIR", str(built / "idx"))
@@ -385,7 +385,7 @@ def test_nudges_reorder_answers_and_the_server_computes_them_when_switched_on(bu
     first, second = [a.article_id for a in s.suggest(conversation).answers][:2]
     s.nudges = {("article", second): 1.0}
     assert [a.article_id for a in s.suggest(conversation).answers][0] == second
-    store = FeedbackStore(tmp_path / "fb.db")
+    store = FeedbackStore(tmp_path / "fb.db", TEST_CIPHER)
     store.add_suggestions([rec(f"r{n}", answers=(first, second)) for n in range(10)])
     for n in range(10):
         store.add(FeedbackEvent("used", second, "article", request_id=f"r{n}"))

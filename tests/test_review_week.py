@@ -14,7 +14,7 @@ from assist.feedback import FeedbackStore
 from assist.index.embed import embedder_from_settings
 from assist.index.store import build_index
 from assist.review import review_period
-from tests.conftest import index_dir_env
+from tests.conftest import TEST_CIPHER, index_dir_env
 from tests.test_sample_kb import KB, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -36,7 +36,7 @@ def test_a_simulated_week_finds_the_topics_the_kb_lacks(tmp_path):
 
             counts = simulate(post, n=2000, seed=7, policy=Policy(shown_events=False))
             assert c.app.state.suggestion_log.flush()
-            store = FeedbackStore(s.feedback_db)
+            store = FeedbackStore(s.feedback_db, TEST_CIPHER)
             report = review_period(s, store, "1d", (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat(),
                                    c.app.state.service.current.index)
     assert counts["suggestions"] == 2000 and counts["gap_questions"] >= 150 and counts["errors"] == 0

@@ -1,9 +1,9 @@
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from api.auth import require_admin, require_api_key
+from api.auth import actor, require_admin, require_api_key
 from api.deps import FeedbackDep, MetricsDep, SettingsDep
 from api.errors import responses
 from api.routes.suggest import check_turns
@@ -30,11 +30,12 @@ def add_feedback(body: FeedbackRequest, store: FeedbackDep, settings: SettingsDe
             event=body.event, suggestion_id=body.suggestion_id, kind=body.kind, intent=body.intent,
             index_version=body.index_version, latency_ms=body.latency_ms, session_id=body.session_id,
             conversation=None if body.conversation is None else tuple({"role": t.role, "text": t.text} for t in body.conversation),
-            text=body.text, request_id=body.request_id, arm=body.arm,
+            text=body.text, request_id=body.request_id, arm=body.arm, event_id=body.event_id,
         )
     )
-    metrics.feedback.labels(body.event).inc()
-    return {"id": stored.id, "event": stored.event, "created_at": stored.created_at}
+    if not stored.duplicate:
+        metrics.feedback.labels(body.event).inc()
+    return {"id": stored.id, "event": stored.event, "created_at": stored.created_at, "duplicate": stored.duplicate}
 
 
 @router.get(
@@ -45,6 +46,7 @@ def add_feedback(body: FeedbackRequest, store: FeedbackDep, settings: SettingsDe
     responses=responses(401, 403, 422, 500),
 )
 def export_feedback(
+    request: Request,
     store: FeedbackDep,
     event: Annotated[FeedbackEventName | None, Query(description="only this event type")] = None,
     after_id: Annotated[int, Query(ge=0, le=2**62, description="return events with a larger id (paging)")] = 0,
@@ -52,5 +54,6 @@ def export_feedback(
 ) -> dict:
     """Stored events, oldest first, already redacted. Page with `after_id` = the previous `next_after_id`."""
     rows = store.events(event=event, after_id=after_id, limit=limit)
+    store.audit(actor(request), "feedback_export", event=event, after_id=after_id, rows=len(rows))
     events = [FeedbackEventOut(**asdict(r)) for r in rows]
     return {"events": events, "next_after_id": rows[-1].id if len(rows) == limit else None}
