@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import sqlite3
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -441,6 +442,30 @@ def test_reload_swaps_to_a_new_version_and_a_broken_one_keeps_the_old(built, emb
         assert c.get("/readyz").json()["index_version"] == second
         assert c.post("/v1/suggest", json=REFUND, headers=AGENT).status_code == 200
         assert 'assist_index_reloads_total{result="error"} 1.0' in c.get("/metrics").text
+
+
+def test_a_replica_follows_current_by_itself_and_audits_admin_actions(built, embedder, tmp_path):
+    src, _ = built
+    shutil.copytree(src / "idx", tmp_path / "idx")
+    kb = tmp_path / "kb"
+    shutil.copytree(TINY_KB, kb)
+    with TestClient(create_app(make_settings(tmp_path, index_poll_seconds=0.2))) as c:
+        first = c.get("/readyz").json()["index_version"]
+        article = kb / "articles/refund/refund-timing.md"
+        article.write_text(article.read_text(encoding="utf-8") + "\n## 节假日\n\n节假日退款顺延到账。\n", encoding="utf-8")
+        second = build_index(kb, tmp_path / "idx", embedder, chunking=CHUNKING).version  # another process publishes
+        deadline = time.monotonic() + 20
+        while c.get("/readyz").json()["index_version"] == first and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.get("/readyz").json()["index_version"] == second  # no reload call: the poll found it
+        assert c.post("/v1/suggest", json=REFUND, headers=AGENT).json()["index_version"] == second
+
+        assert c.get("/v1/feedback/export", headers=BOSS).status_code == 200
+        assert c.post("/v1/admin/erase", headers=BOSS, json={"session_id": "conv-x"}).status_code == 200
+        entries = c.get("/v1/admin/audit", headers=BOSS).json()["entries"]
+        assert [e["action"] for e in entries][:2] == ["erase", "feedback_export"]
+        assert entries[0]["actor"].startswith("api ") and ADMIN not in entries[0]["actor"]
+        assert c.get("/v1/admin/audit", headers=AGENT).status_code == 403
 
 
 def test_no_index_means_not_ready_and_503_until_a_build_and_reload(tmp_path, embedder):

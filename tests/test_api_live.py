@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from assist.index.store import build_index
-from tests.conftest import CHUNKING, TINY_KB, live_server
+from tests.conftest import CHUNKING, TEST_CIPHER, TINY_KB, live_server
 
 pytestmark = pytest.mark.live
 
@@ -110,7 +110,7 @@ def test_live_feedback_is_redacted_on_disk(live):
         assert r.status_code == 201
     with sqlite3.connect(live.tmp / "feedback.db") as db:
         (stored,) = db.execute("SELECT conversation FROM feedback WHERE id = ?", (r.json()["id"],)).fetchone()
-    text = json.loads(stored)[0]["text"]
+    text = json.loads(TEST_CIPHER.open(stored))[0]["text"]
     assert text == "订单DD202611230001，手机[手机号]，身份证[身份证号]，邮箱[邮箱]"
 
 

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from assist.index.store import build_index
-from tests.conftest import CHUNKING, TINY_KB, live_server
+from tests.conftest import CHUNKING, TEST_CIPHER, TINY_KB, live_server
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts" / "sidebar"
@@ -154,7 +154,10 @@ def stored(server: Server, event: str, suggestion_id: str, session_id: str) -> l
         db.row_factory = sqlite3.Row
         rows = db.execute("SELECT * FROM feedback WHERE event = ? AND suggestion_id = ? AND session_id = ?",
                           (event, suggestion_id, session_id)).fetchall()
-    return [dict(r) for r in rows]
+    out = [dict(r) for r in rows]
+    for row in out:  # encrypted at rest with the tests' ASSIST_STORE_KEY
+        row["text"], row["conversation"] = TEST_CIPHER.open(row["text"]), TEST_CIPHER.open(row["conversation"])
+    return out
 
 
 def session_id(page: Page) -> str:
