@@ -39,17 +39,19 @@ P95_LIMIT_MS = 50.0
 class Server:
     """One `assist serve` process group started by this script, stopped by its own pid."""
 
-    def __init__(self, index_dir: Path, workers: int, port: int, env: dict | None = None):
+    def __init__(self, index_dir: Path, workers: int, port: int, env: dict | None = None, access_log: bool = False):
         self.url = f"http://127.0.0.1:{port}"
         self.workers = workers
         self._tmp = tempfile.TemporaryDirectory(prefix="assist-qps-")
         full_env = {**os.environ, "OMP_NUM_THREADS": "1", "ASSIST_EMBEDDING__THREADS": "1", "ASSIST_LOG_LEVEL": "INFO",
                     "ASSIST_INDEX_DIR": str(index_dir), "ASSIST_FEEDBACK_DB": str(Path(self._tmp.name) / "feedback.db"),
                     **(env or {})}
+        # The access log (stdout) goes to a file, as a deployment's would: what writing it costs is counted.
+        self._stdout = open(Path(self._tmp.name) / "access.log", "wb")
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "assist"), "serve", "--dev", "--no-access-log", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", str(workers)],
-            cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            [str(Path(sys.executable).parent / "assist"), "serve", "--dev", "--access-log" if access_log else "--no-access-log",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            cwd=ROOT, env=full_env, stdout=self._stdout, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         self.started = 0
         self.log: list[str] = []
@@ -83,6 +85,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)  # the group this script created, nothing else
                 self.proc.wait(5)
+        self._stdout.close()
         self._tmp.cleanup()
 
 

@@ -1,4 +1,8 @@
+import asyncio
+import contextvars
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,6 +15,12 @@ from assist.config import Settings
 from assist.suggestlog import SuggestionRecord, customer_ref, new_request_id, quantize
 
 router = APIRouter(prefix="/v1", tags=["suggest"], dependencies=[Depends(require_api_key)])
+
+# The pipeline's own threads: two requests' ONNX encodes (which release the GIL) overlap on two cores,
+# as they would on the event loop they could not. A plain executor hop costs a fraction of anyio's
+# to_thread (bench/README.md, "HTTP overhead"); a few threads per core keep both cores busy while one
+# request holds the GIL, more would only queue inside the process instead of in this executor.
+PIPELINE = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1), thread_name_prefix="assist-suggest")
 
 
 def check_turns(turns: list[Turn], s: Settings) -> None:
@@ -39,11 +49,16 @@ def log_suggestion(writer, request_id: str, session_id: str | None, customer: di
     summary="Suggestions for a live conversation",
     responses=responses(400, 401, 413, 415, 422, 500, 503),
 )
-def suggest(body: SuggestRequest, request: Request, loaded: LoadedDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
+async def suggest(body: SuggestRequest, request: Request, loaded: LoadedDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
     """Intent, emotion, ranked KB answers and filled reply templates for the conversation so far."""
-    # A plain `def` on purpose: the pipeline runs in the thread pool, so two requests' ONNX encodes
-    # (which release the GIL) overlap on two cores; on the event loop they would queue.
     check_turns(body.conversation, settings)
+    run = contextvars.copy_context().run  # as anyio's to_thread would: the request's context goes along
+    return await asyncio.get_running_loop().run_in_executor(
+        PIPELINE, run, _suggest, body, loaded, metrics, request.app.state.suggestion_log)
+
+
+def _suggest(body: SuggestRequest, loaded, metrics, writer) -> Response:
+    """The pipeline and what depends on its result, in a PIPELINE thread (never on the event loop)."""
     start = time.perf_counter()
     suggester, arm = loaded.suggester_for(body.session_id)
     result = suggester.suggest(
@@ -53,7 +68,6 @@ def suggest(body: SuggestRequest, request: Request, loaded: LoadedDep, settings:
     escalate = result.intent.escalate or result.emotion.escalate
     metrics.observe_suggestion(seconds, result.intent.name, escalate, result.abstained)
     request_id = new_request_id()
-    writer = request.app.state.suggestion_log
     if writer is not None:
         log_suggestion(writer, request_id, body.session_id, body.customer, result, seconds, loaded.index.embedder.model_id, arm)
     # Encoded here: `Suggestion.to_dict` is the documented shape (the schema tests hold it to
