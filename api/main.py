@@ -73,6 +73,7 @@ async def lifespan(app: FastAPI):
         if app.state.suggestion_log is not None:
             app.state.suggestion_log.close()
         store.close()
+        app.state.metrics.close()
 
 
 async def _refresh_nudges(service: Service, store: FeedbackStore, s: Settings) -> None:

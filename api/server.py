@@ -4,9 +4,18 @@ With several workers uvicorn binds the socket itself without naming the protocol
 connections inherit that, asyncio then skips TCP_NODELAY on them, and every keep-alive request after
 the first waits ~40 ms for the client's delayed ACK (uvicorn 0.54, issue #3149). So the socket is
 bound here and re-described as TCP before the workers start; one worker (asyncio binds) is unaffected.
+
+Several workers also share their Prometheus metrics through files (api/metrics.py): in
+PROMETHEUS_MULTIPROC_DIR when the operator sets it (emptied at start), else in a temporary folder
+removed at exit.
 """
 
+import os
+import shutil
 import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -41,7 +50,26 @@ def run(host: str, port: int, workers: int, log_level: str, access_log: bool) ->
         if not server.started:
             raise SystemExit(3)  # uvicorn's STARTUP_FAILURE; the reason is already logged
         return
+    with metrics_folder():
+        try:
+            Multiprocess(config, sockets=[tcp_socket(config.bind_socket())]).run()
+        except KeyboardInterrupt:
+            pass
+
+
+@contextmanager
+def metrics_folder():
+    """PROMETHEUS_MULTIPROC_DIR for the workers about to start (they inherit the environment), emptied
+    of an earlier run's files: old counts would be added to the new ones."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="assist-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     try:
-        Multiprocess(config, sockets=[tcp_socket(config.bind_socket())]).run()
-    except KeyboardInterrupt:
-        pass
+        yield folder
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]

@@ -7,11 +7,14 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 from assist.index.store import build_index
 from tests.conftest import CHUNKING, TEST_CIPHER, TINY_KB, live_server
@@ -66,6 +69,55 @@ def test_two_workers_serve_keep_alive_requests(live, tmp_path):
             r = c.post("/v1/suggest", json=REFUND, headers=AGENT)
             assert r.status_code == 200 and r.json()["answers"][0]["article_id"] == "refund-timing"
 
+
+
+def _suggest_count(text: str) -> float:
+    """assist_http_requests_total of 200 answers to POST /v1/suggest in a Prometheus text scrape."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "assist_http_requests_total" and sample.labels == {"route": "/v1/suggest", "method": "POST", "status": "200"}:
+                return sample.value
+    return 0.0
+
+
+def _suggest_count_in(path: Path) -> float:
+    """The same count from one worker's file alone."""
+    for metric in MultiProcessCollector.merge([str(path)], accumulate=False):
+        for sample in metric.samples:
+            if sample.name == "assist_http_requests_total" and sample.labels == {"route": "/v1/suggest", "method": "POST", "status": "200"}:
+                return sample.value
+    return 0.0
+
+
+def test_metrics_count_every_worker_of_a_replica(live, tmp_path):
+    """`--workers 2`: whichever worker answers a scrape reports the requests both served, and the version once."""
+    folder = tmp_path / "metrics"
+    env = {"ASSIST_INDEX_DIR": str(live.index_dir), "ASSIST_FEEDBACK_DB": str(tmp_path / "feedback.db"), "ASSIST_API_KEYS": KEY,
+           "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    log = tmp_path / "server.log"
+    with live_server(tmp_path, env, workers=2) as url:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        sent, per_worker = 0, {}
+
+        def one(_):
+            with httpx.Client(base_url=url, timeout=10) as c:  # a new connection: the kernel picks the worker
+                assert c.post("/v1/suggest", json=REFUND, headers=AGENT).status_code == 200
+
+        # Until both workers have served some (each writes its own file): only then is the sum a test.
+        while sent < 400 and sum(1 for n in per_worker.values() if n > 0) < 2:
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(one, range(20)))
+            sent += 20
+            per_worker = {f.name: _suggest_count_in(f) for f in folder.glob("counter_*.db")}
+        assert sum(1 for n in per_worker.values() if n > 0) == 2, per_worker
+        for _ in range(6):
+            with httpx.Client(base_url=url, timeout=10) as c:
+                text = c.get("/metrics").text
+            assert _suggest_count(text) == sent
+            assert f'assist_index_info{{version="{live.first_version}"}} 1.0' in text
 
 def test_live_auth(live):
     with httpx.Client(base_url=live.url, timeout=10) as c:
