@@ -85,11 +85,15 @@ def _credentials(request: Request) -> Credentials:
     return request.app.state.credentials
 
 
+def valid_api_key(key: str | None, creds: Credentials) -> bool:
+    return bool(key) and _matches(key, creds.api_keys)
+
+
 async def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
     """Dependency of the agent endpoints: 401 without a valid X-API-Key."""
     if not key:
         raise ApiError(401, "unauthorized", "missing API key: send it in the X-API-Key header")
-    if not _matches(key, _credentials(request).api_keys):
+    if not valid_api_key(key, _credentials(request)):
         raise ApiError(401, "unauthorized", "invalid API key")
 
 

@@ -49,15 +49,23 @@ def _field(loc) -> str:
     return ".".join(parts) or "body"
 
 
-async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+def api_error_response(exc: ApiError) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
 
 
-async def _assist_error(request: Request, exc: AssistError) -> JSONResponse:
+def assist_error_response(exc: AssistError) -> JSONResponse:
     for cls, status, code in ASSIST_ERRORS:
         if isinstance(exc, cls):
             return error_response(status, code, str(exc))
     return error_response(400, "bad_request", str(exc))
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return api_error_response(exc)
+
+
+async def _assist_error(request: Request, exc: AssistError) -> JSONResponse:
+    return assist_error_response(exc)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,7 @@ too structured to match.
 """
 
 import logging
+import logging.handlers
 import re
 
 PHONE, ID_CARD, BANK_CARD, EMAIL, LANDLINE, ADDRESS = "[手机号]", "[身份证号]", "[银行卡号]", "[邮箱]", "[电话]", "[地址]"
@@ -150,3 +151,35 @@ def configure_logging(level: str) -> None:
     for name in ("assist", "api"):
         logging.getLogger(name).setLevel(numeric)
     install_log_redaction()
+
+
+class _RecordQueueHandler(logging.handlers.QueueHandler):
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record  # formatted by the real handlers in the listener (uvicorn's access formatter needs the args)
+
+
+def log_off_the_request_path(name: str = "uvicorn.access"):
+    """Move a logger's handlers to a background thread: a request only queues its record; formatting,
+    redaction and the write happen in a listener thread. Returns the function that writes what is
+    queued and puts the handlers back (call it at shutdown); a no-op when there is nothing to move."""
+    import queue
+
+    logger = logging.getLogger(name)
+    handlers = list(logger.handlers)
+    if not handlers or any(isinstance(h, _RecordQueueHandler) for h in handlers):
+        return lambda: None
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
+    queued = _RecordQueueHandler(records)
+    for handler in handlers:
+        logger.removeHandler(handler)
+    logger.addHandler(queued)
+    listener.start()
+
+    def restore() -> None:
+        listener.stop()
+        logger.removeHandler(queued)
+        for handler in handlers:
+            logger.addHandler(handler)
+
+    return restore

@@ -92,7 +92,7 @@ def index_dir_env(index_dir: Path):
 
 
 @contextlib.contextmanager
-def live_server(tmp: Path, env: dict[str, str], timeout: float = 60, workers: int = 1):
+def live_server(tmp: Path, env: dict[str, str], timeout: float = 60, workers: int = 1, access_log: bool = False):
     """A real `assist serve` (uvicorn) on 127.0.0.1 with the fake settings plus `env`; yields its URL
     once /readyz answers 200 and stops it afterwards. The log is tmp/server.log."""
     import httpx
@@ -102,7 +102,7 @@ def live_server(tmp: Path, env: dict[str, str], timeout: float = 60, workers: in
     log = tmp / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "assist"), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+            [str(Path(sys.executable).parent / "assist"), "serve", "--host", "127.0.0.1", "--port", str(port), "--access-log" if access_log else "--no-access-log",
              "--workers", str(workers)],
             env=full_env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
         )

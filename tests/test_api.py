@@ -73,6 +73,34 @@ def test_suggest_returns_intent_answers_and_filled_templates(client, built):
     assert body["timings_ms"]["total"] > 0
 
 
+
+def test_a_valid_suggest_skips_the_framework_and_an_invalid_one_gets_its_errors(client, monkeypatch):
+    """api.fastpath answers valid requests itself; no key, a wrong key, a bad body or a limit get the route's errors."""
+    import api.fastpath
+
+    taken = []
+    real = api.fastpath.run_suggest
+
+    async def counted(body, state):
+        taken.append(body)
+        return await real(body, state)
+
+    monkeypatch.setattr(api.fastpath, "run_suggest", counted)
+    fast = client.post("/v1/suggest", json=REFUND, headers=AGENT)
+    assert fast.status_code == 200 and len(taken) == 1
+    assert fast.json()["answers"][0]["article_id"] == "refund-timing"
+    assert error_of(client.post("/v1/suggest", json=REFUND), 401)["message"].startswith("missing API key")
+    assert error_of(client.post("/v1/suggest", json=REFUND, headers={"X-API-Key": "nope-nope-nope"}), 401)["message"] == "invalid API key"
+    bad = error_of(client.post("/v1/suggest", json={"conversation": [], "top_k": "x"}, headers=AGENT), 422)
+    assert bad["code"] == "invalid_request" and {d["field"] for d in bad["details"]} >= {"top_k"}
+    assert error_of(client.post("/v1/suggest", content=b"{", headers={**AGENT, "Content-Type": "application/json"}), 422)["code"] == "invalid_json"
+    long = {"conversation": [{"role": "customer", "text": "退" * 2001}]}  # over max_turn_chars: the fast path's own check
+    assert error_of(client.post("/v1/suggest", json=long, headers=AGENT), 422)["code"] == "turn_too_long"
+    assert len(taken) == 2  # the limit was checked inside run_suggest, on the fast path; the others went to the route
+    metrics = client.get("/metrics").text
+    assert 'assist_http_requests_total{method="POST",route="/v1/suggest",status="200"}' in metrics
+    assert "unmatched" not in metrics
+
 def test_suggest_routes_and_hands_off_an_escalating_customer(client):
     calm = client.post("/v1/suggest", json=REFUND, headers=AGENT).json()
     assert calm["route"] == {"queue": "after_sales", "priority": 2, "reason": "意图：退款进度", "transfer": False}

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import require_api_key
-from api.deps import LoadedDep, MetricsDep, SettingsDep
+from api.deps import SettingsDep
 from api.errors import ApiError, responses
 from api.schemas import MAX_TOP_K, LimitsResponse, SuggestRequest, SuggestResponse, Turn
 from assist.config import Settings
@@ -49,12 +49,20 @@ def log_suggestion(writer, request_id: str, session_id: str | None, customer: di
     summary="Suggestions for a live conversation",
     responses=responses(400, 401, 413, 415, 422, 500, 503),
 )
-async def suggest(body: SuggestRequest, request: Request, loaded: LoadedDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
+async def suggest(body: SuggestRequest, request: Request) -> Response:
     """Intent, emotion, ranked KB answers and filled reply templates for the conversation so far."""
-    check_turns(body.conversation, settings)
+    # A valid request usually does not get here: api.fastpath.FastSuggest answers it before routing, with
+    # the same checks and `run_suggest`. This route documents the operation and answers every other case.
+    return await run_suggest(body, request.app.state)
+
+
+async def run_suggest(body: SuggestRequest, state) -> Response:
+    """The configured limits (ApiError), one index snapshot for the whole request (IndexNotFound while none),
+    then the pipeline on its executor."""
+    check_turns(body.conversation, state.settings)
+    loaded = state.service.require()
     run = contextvars.copy_context().run  # as anyio's to_thread would: the request's context goes along
-    return await asyncio.get_running_loop().run_in_executor(
-        PIPELINE, run, _suggest, body, loaded, metrics, request.app.state.suggestion_log)
+    return await asyncio.get_running_loop().run_in_executor(PIPELINE, run, _suggest, body, loaded, state.metrics, state.suggestion_log)
 
 
 def _suggest(body: SuggestRequest, loaded, metrics, writer) -> Response:
