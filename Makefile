@@ -10,12 +10,14 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast clean
+.PHONY: install run test test-fast clean cluster cluster-down
 
 install: $(STAMP)
 	@$(BIN)/assist model install
 	@# Debian Chromium + a Chinese font for the sidebar's browser tests (instant when present)
 	@bash scripts/install-browser.sh
+	@# Debian PostgreSQL and nginx for the loopback cluster (make cluster) and its live test (instant when present)
+	@bash scripts/install-services.sh
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +46,15 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q
+
+# A loopback cluster: PostgreSQL + 3 replicas of `assist serve` + nginx in .assist/cluster, on the index
+# ASSIST_INDEX_DIR (default .assist/index: `make run` or `assist index build --kb kb` first).
+cluster: install
+	@bash scripts/cluster.sh up
+	@echo "stop it with: make cluster-down   (status: bash scripts/cluster.sh status)"
+
+cluster-down:
+	@bash scripts/cluster.sh down
 
 clean:
 	rm -rf $(VENV) .assist .pytest_cache

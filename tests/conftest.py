@@ -102,8 +102,8 @@ def live_server(tmp: Path, env: dict[str, str], timeout: float = 60, workers: in
     log = tmp / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "assist"), "serve", "--host", "127.0.0.1", "--port", str(port), "--access-log" if access_log else "--no-access-log",
-             "--workers", str(workers)],
+            [str(Path(sys.executable).parent / "assist"), "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--access-log" if access_log else "--no-access-log", "--workers", str(workers)],
             env=full_env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
