@@ -74,6 +74,17 @@ def test_suggest_returns_intent_answers_and_filled_templates(client, built):
 
 
 
+
+def test_the_pipeline_on_the_event_loop_answers_the_same(client, built):
+    """ASSIST_SUGGEST_THREADS=-1 runs the pipeline without a thread hop; the answer does not change."""
+    tmp, _ = built
+    threaded = client.post("/v1/suggest", json=REFUND, headers=AGENT).json()
+    with TestClient(create_app(make_settings(tmp, suggest_threads=-1))) as inline:
+        assert inline.app.state.pipeline is None
+        body = inline.post("/v1/suggest", json=REFUND, headers=AGENT).json()
+    drop = ("timings_ms", "request_id")
+    assert {k: v for k, v in body.items() if k not in drop} == {k: v for k, v in threaded.items() if k not in drop}
+
 def test_a_valid_suggest_skips_the_framework_and_an_invalid_one_gets_its_errors(client, monkeypatch):
     """api.fastpath answers valid requests itself; no key, a wrong key, a bad body or a limit get the route's errors."""
     import api.fastpath

@@ -16,11 +16,16 @@ from assist.suggestlog import SuggestionRecord, customer_ref, new_request_id, qu
 
 router = APIRouter(prefix="/v1", tags=["suggest"], dependencies=[Depends(require_api_key)])
 
-# The pipeline's own threads: two requests' ONNX encodes (which release the GIL) overlap on two cores,
-# as they would on the event loop they could not. A plain executor hop costs a fraction of anyio's
-# to_thread (bench/README.md, "HTTP overhead"); a few threads per core keep both cores busy while one
-# request holds the GIL, more would only queue inside the process instead of in this executor.
-PIPELINE = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1), thread_name_prefix="assist-suggest")
+
+def pipeline_executor(threads: int) -> ThreadPoolExecutor | None:
+    """The pipeline's own threads (ASSIST_SUGGEST_THREADS): two requests' ONNX encodes (which release the GIL)
+    overlap on two cores, as on the event loop they could not. A plain executor hop costs a fraction of
+    anyio's to_thread; a few threads per core keep both cores busy while one request holds the GIL, more
+    would only queue inside the process. None (-1): the pipeline runs on the event loop, which saves the
+    two thread hops (bench/README.md, "HTTP overhead") and serves one request at a time."""
+    if threads < 0:
+        return None
+    return ThreadPoolExecutor(max_workers=threads or 2 * (os.cpu_count() or 1), thread_name_prefix="assist-suggest")
 
 
 def check_turns(turns: list[Turn], s: Settings) -> None:
@@ -61,12 +66,14 @@ async def run_suggest(body: SuggestRequest, state) -> Response:
     then the pipeline on its executor."""
     check_turns(body.conversation, state.settings)
     loaded = state.service.require()
+    if state.pipeline is None:
+        return _suggest(body, loaded, state.metrics, state.suggestion_log)
     run = contextvars.copy_context().run  # as anyio's to_thread would: the request's context goes along
-    return await asyncio.get_running_loop().run_in_executor(PIPELINE, run, _suggest, body, loaded, state.metrics, state.suggestion_log)
+    return await asyncio.get_running_loop().run_in_executor(state.pipeline, run, _suggest, body, loaded, state.metrics, state.suggestion_log)
 
 
 def _suggest(body: SuggestRequest, loaded, metrics, writer) -> Response:
-    """The pipeline and what depends on its result, in a PIPELINE thread (never on the event loop)."""
+    """The pipeline and what depends on its result, in a pipeline thread (or on the loop with ASSIST_SUGGEST_THREADS=-1)."""
     start = time.perf_counter()
     suggester, arm = loaded.suggester_for(body.session_id)
     result = suggester.suggest(
