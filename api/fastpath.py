@@ -13,10 +13,11 @@ error from the one place errors are made. Both run the same `run_suggest`.
 from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import valid_api_key
 from api.errors import ApiError, api_error_response, assist_error_response
+from api.middleware import replay
 from api.routes.suggest import router, run_suggest
 from api.schemas import SuggestRequest
 from assist.errors import AssistError
@@ -50,7 +51,7 @@ class FastSuggest:
         try:
             request = SuggestRequest.model_validate_json(body)
         except ValidationError:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         scope["route"] = self.route
         try:
@@ -61,15 +62,3 @@ class FastSuggest:
             response = assist_error_response(exc)
         await response(scope, receive, send)
 
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    replayed = False
-
-    async def again() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return again

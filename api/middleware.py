@@ -110,13 +110,18 @@ class BodyGuard:
                 await error_response(422, "invalid_utf8", f"the body is not valid UTF-8 (byte {exc.start})")(scope, receive, send)
                 return
 
-        replayed = False
+        await self.app(scope, replay(body, receive), send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # afterwards: disconnect notices, as usual
 
-        await self.app(scope, replay, send)
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the app the body already read, then the client's further messages."""
+    replayed = False
+
+    async def again() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # afterwards: disconnect notices, as usual
+
+    return again

@@ -16,30 +16,12 @@ if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "install-services: need root (or sudo) to install: ${need[*]}" >&2; exit 1; }
-  SUDO="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-
-echo "install-services: installing ${need[*]}"
-# Update the package lists only when they are missing or do not know a package we need.
-lists_ok=1
-for pkg in "${need[@]}"; do
-  if ! apt-cache show "$pkg" >/dev/null 2>&1; then lists_ok=0; fi
-done
-if [ "$lists_ok" -eq 0 ]; then
-  $SUDO apt-get update -q
-fi
-if ! $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"; then
-  # Stale lists (a 404 on a superseded .deb): refresh once and try again.
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
+bash "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" install-services "${need[@]}"
 
 # The postinst scripts may start the system services (nginx on port 80, a PostgreSQL "main" cluster on 5432);
 # nothing here uses them. Stop them through the init system, which knows their pids.
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 for svc in nginx postgresql; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
