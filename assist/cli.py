@@ -4,6 +4,7 @@ import functools
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -500,46 +501,49 @@ db_app = typer.Typer(help="The store's schema (SQLite or PostgreSQL) and its enc
 app.add_typer(db_app, name="db")
 
 
-@db_app.command("upgrade")
-@handle_errors
-def db_upgrade(db: StoreDb = None) -> None:
-    """Apply the schema migrations the store lacks (run once before serving a new version with PostgreSQL)."""
-    from assist.feedback import engine_for, safe_url, store_url, upgrade
+@contextmanager
+def _store_engine(db: Optional[Path], doing: str):
+    """(engine, printable place) of the store a db command works on: --db, else ASSIST_DATABASE_URL, else
+    ASSIST_FEEDBACK_DB. A database error becomes an AssistError naming the place (password hidden)."""
+    from assist.feedback import engine_for, safe_url, store_url
 
     s = get_settings()
     url = store_url(db or s.database_url or s.feedback_db)
     engine = engine_for(url)
     try:
-        before, after = upgrade(engine)
+        yield engine, safe_url(url)
     except AssistError:
         raise
     except Exception as exc:
-        raise AssistError(f"cannot upgrade the store {safe_url(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        raise AssistError(f"cannot {doing} the store {safe_url(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     finally:
         engine.dispose()
+
+
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade(db: StoreDb = None) -> None:
+    """Apply the schema migrations the store lacks (run once before serving a new version with PostgreSQL)."""
+    from assist.feedback import upgrade
+
+    with _store_engine(db, "upgrade") as (engine, where):
+        before, after = upgrade(engine)
     if before == after:
-        typer.echo(f"{safe_url(url)}: schema {after}, up to date")
+        typer.echo(f"{where}: schema {after}, up to date")
     else:
-        typer.echo(f"{safe_url(url)}: schema {before or 'none'} -> {after}")
+        typer.echo(f"{where}: schema {before or 'none'} -> {after}")
 
 
 @db_app.command("current")
 @handle_errors
 def db_current(db: StoreDb = None) -> None:
     """The store's schema revision and the one this version needs."""
-    from assist.feedback import current_revision, engine_for, head_revision, safe_url, store_url
+    from assist.feedback import current_revision, head_revision
 
-    s = get_settings()
-    url = store_url(db or s.database_url or s.feedback_db)
-    engine = engine_for(url)
-    try:
+    with _store_engine(db, "read") as (engine, where):
         have = current_revision(engine)
-    except Exception as exc:
-        raise AssistError(f"cannot read the store {safe_url(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-    finally:
-        engine.dispose()
     need = head_revision()
-    typer.echo(f"{safe_url(url)}: schema {have or 'none'}; this version needs {need}" + ("" if have == need else " (run `assist db upgrade`)"))
+    typer.echo(f"{where}: schema {have or 'none'}; this version needs {need}" + ("" if have == need else " (run `assist db upgrade`)"))
 
 
 @db_app.command("new-key")
