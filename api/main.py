@@ -20,7 +20,7 @@ from api.metrics import Metrics
 from api.middleware import BodyGuard, Observe
 from api.public import PublicGuard, TokenBucket, parse_networks
 from api.routes import admin, feedback, health, kb, public, suggest
-from api.routes.suggest import pipeline_executor
+from api.routes.suggest import Placement
 from api.service import Service
 from assist.config import Settings, get_settings, package_version
 from assist.errors import AssistError
@@ -60,7 +60,7 @@ async def lifespan(app: FastAPI):
         log.error("%s", exc)
     app.state.service = service
     app.state.feedback = store = store_of(s)
-    app.state.pipeline = pipeline_executor(s.suggest_threads)
+    app.state.placement = Placement(s.suggest_threads)
     app.state.suggestion_log = LogWriter(store, on_drop=app.state.metrics.log_dropped.inc) if s.suggestion_log else None
     app.state.metrics.set_index_version(service.version)
     purger = asyncio.create_task(_purge_every_hour(store, s.retention_days)) if s.retention_days else None
@@ -78,8 +78,7 @@ async def lifespan(app: FastAPI):
             app.state.suggestion_log.close()
         store.close()
         app.state.metrics.close()
-        if app.state.pipeline is not None:
-            app.state.pipeline.shutdown(wait=False)
+        app.state.placement.shutdown()
         restore_access_log()
 
 

@@ -1,5 +1,6 @@
 """The HTTP API through TestClient: endpoints, auth, limits, error shape, feedback redaction, reload."""
 
+import asyncio
 import json
 import re
 import shutil
@@ -80,10 +81,73 @@ def test_the_pipeline_on_the_event_loop_answers_the_same(client, built):
     tmp, _ = built
     threaded = client.post("/v1/suggest", json=REFUND, headers=AGENT).json()
     with TestClient(create_app(make_settings(tmp, suggest_threads=-1))) as inline:
-        assert inline.app.state.pipeline is None
+        assert inline.app.state.placement.executor is None
         body = inline.post("/v1/suggest", json=REFUND, headers=AGENT).json()
     drop = ("timings_ms", "request_id")
     assert {k: v for k, v in body.items() if k not in drop} == {k: v for k, v in threaded.items() if k not in drop}
+
+def test_a_lone_request_runs_on_the_event_loop_and_simultaneous_ones_in_the_pipeline_threads(built, monkeypatch):
+    """With threads (the default) a request alone on the worker saves the thread hops; requests that arrive
+    together go to the pipeline's threads, so their model passes can overlap."""
+    import threading
+
+    import httpx
+
+    import api.routes.suggest as route
+
+    tmp, _ = built
+    ran_on, real = [], route._suggest
+
+    def recorded(*args):
+        ran_on.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(route, "_suggest", recorded)
+    with TestClient(create_app(make_settings(tmp))) as c:
+        loop_thread = c.portal.call(lambda: threading.current_thread().name)
+
+        async def send(n: int) -> list[int]:
+            transport = httpx.ASGITransport(app=c.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=AGENT) as ac:
+                rs = await asyncio.gather(*(ac.post("/v1/suggest", json=REFUND) for _ in range(n)))
+            return [r.status_code for r in rs]
+
+        assert c.portal.call(send, 1) == [200]
+        assert ran_on == [loop_thread]
+        ran_on.clear()
+        assert c.portal.call(send, 3) == [200, 200, 200]
+        assert len(ran_on) == 3 and all(name.startswith("assist-suggest") for name in ran_on), ran_on
+        assert c.app.state.placement.busy == 0
+
+
+def test_a_request_that_came_while_the_loop_ran_one_inline_sends_the_next_ones_to_the_threads():
+    """A request that waited while the loop ran another one inline is company too: for the window after,
+    lone requests go to the threads; once the window has passed with no company, they run inline again."""
+    from api.routes.suggest import Placement
+
+    async def scenario() -> list[bool]:
+        p = Placement(2, window=0.2)
+        try:
+            p.enter()
+            await asyncio.sleep(0)
+            seen = [p.inline()]  # alone: inline
+            p.ran_inline()
+            p.leave()
+            p.enter()  # came while the loop was busy: read in the loop's next turn
+            await asyncio.sleep(0)
+            seen.append(p.inline())
+            p.leave()
+            await asyncio.sleep(0.25)
+            p.enter()
+            await asyncio.sleep(0)
+            seen.append(p.inline())
+            p.leave()
+            return seen
+        finally:
+            p.shutdown()
+
+    assert asyncio.run(scenario()) == [True, False, True]
+
 
 def test_a_valid_suggest_skips_the_framework_and_an_invalid_one_gets_its_errors(client, monkeypatch):
     """api.fastpath answers valid requests itself; no key, a wrong key, a bad body or a limit get the route's errors."""

@@ -1,5 +1,6 @@
 """A simulated week on the real model: 2,000 suggestions through the API with agents' feedback, 180 of
-them about four topics the sample KB lacks; the review's top five gaps must be those topics."""
+them about four topics the sample KB lacks; the review's top five gaps must be those topics. The week's
+report.html, as a team lead reads it, is rendered in Chromium to test-artifacts/review/simulated-week-*.png."""
 
 import json
 import sys
@@ -14,16 +15,19 @@ from assist.feedback import FeedbackStore
 from assist.index.embed import embedder_from_settings
 from assist.index.store import build_index
 from assist.review import review_period
+from assist.reviewpage import render
 from tests.conftest import TEST_CIPHER, index_dir_env
+from tests.test_review_page import ARTIFACTS
 from tests.test_sample_kb import KB, ROOT
+from tests.test_sidebar import browser  # noqa: F401  (the Chromium fixture)
 
 sys.path.insert(0, str(ROOT / "bench"))
 from simulate_agents import GAPS, Policy, simulate  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-def test_a_simulated_week_finds_the_topics_the_kb_lacks(tmp_path):
+def test_a_simulated_week_finds_the_topics_the_kb_lacks(tmp_path, browser):  # noqa: F811
     with index_dir_env(tmp_path / "idx") as s:
         build_index(KB, s.index_dir, embedder_from_settings(s, build=True), chunking=s.chunking, dense=s.dense, intent=s.intent)
         s = s.model_copy(update={"feedback_db": tmp_path / "fb.db", "dev_mode": True, "retention_days": 0})
@@ -59,3 +63,11 @@ def test_a_simulated_week_finds_the_topics_the_kb_lacks(tmp_path):
         assert n >= 0.5 * asked, (name, n, asked)
     assert all(g["suggested"]["action"] == "new_article" for g in top if Counter(topic.get(q, "-") for q in g["queries"]).most_common(1)[0][0] in topics)
     assert report["totals"]["suggestions"] == 2000 and 0.5 < report["totals"]["acceptance_rate"] < 0.9
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    html = ARTIFACTS / "simulated-week-report.html"
+    html.write_text(render(report), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(html.as_uri())
+    assert page.get_by_role("heading", name="Knowledge gaps").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "simulated-week-1280.png"), clip={"x": 0, "y": 0, "width": 1280, "height": 2400}, full_page=True)
+    page.close()

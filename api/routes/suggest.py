@@ -17,15 +17,54 @@ from assist.suggestlog import SuggestionRecord, customer_ref, new_request_id, qu
 router = APIRouter(prefix="/v1", tags=["suggest"], dependencies=[Depends(require_api_key)])
 
 
-def pipeline_executor(threads: int) -> ThreadPoolExecutor | None:
-    """The pipeline's own threads (ASSIST_SUGGEST_THREADS): two requests' ONNX encodes (which release the GIL)
-    overlap on two cores, as on the event loop they could not. A plain executor hop costs a fraction of
-    anyio's to_thread; a few threads per core keep both cores busy while one request holds the GIL, more
-    would only queue inside the process. None (-1): the pipeline runs on the event loop, which saves the
-    two thread hops (bench/README.md, "HTTP overhead") and serves one request at a time."""
-    if threads < 0:
-        return None
-    return ThreadPoolExecutor(max_workers=threads or 2 * (os.cpu_count() or 1), thread_name_prefix="assist-suggest")
+class Placement:
+    """Where each /v1/suggest pipeline runs (ASSIST_SUGGEST_THREADS).
+
+    In the pipeline's own threads two requests' ONNX encodes (which release the GIL) overlap on two cores,
+    as on the event loop they could not; but the hop into a thread and back costs a request about 0.4 ms
+    (bench/README.md, "HTTP overhead"). So a request alone on the worker runs on the event loop, and the
+    threads take over while the worker has company: requests that arrive together (seen after one loop
+    turn), or one that arrived while the loop was busy with an inline request (seen when the loop next
+    reads its sockets). Company keeps the threads on for `window` seconds after it was last seen.
+    threads -1: no threads, always on the event loop (one request at a time per worker)."""
+
+    def __init__(self, threads: int, window: float = 0.5):
+        self.executor = None if threads < 0 else ThreadPoolExecutor(
+            max_workers=threads or 2 * (os.cpu_count() or 1), thread_name_prefix="assist-suggest")
+        self.window = window
+        self.busy = 0  # requests between `enter` and `leave`
+        self.arrivals = 0
+        self._company_until = 0.0
+
+    def enter(self) -> None:
+        self.busy += 1
+        self.arrivals += 1
+
+    def leave(self) -> None:
+        self.busy -= 1
+
+    def inline(self) -> bool:
+        """Run this request on the event loop? (asked one loop turn after `enter`)"""
+        now = time.monotonic()
+        if self.busy > 1:
+            self._company_until = now + self.window
+        return self.busy == 1 and now >= self._company_until
+
+    def ran_inline(self, turns: int = 3) -> None:
+        """After an inline run: requests that came while it held the loop are read in the next turns."""
+        seen, loop = self.arrivals, asyncio.get_running_loop()
+
+        def check(left: int) -> None:
+            if self.arrivals > seen:
+                self._company_until = time.monotonic() + self.window
+            elif left:
+                loop.call_soon(check, left - 1)
+
+        loop.call_soon(check, turns)
+
+    def shutdown(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False)
 
 
 def check_turns(turns: list[Turn], s: Settings) -> None:
@@ -63,13 +102,24 @@ async def suggest(body: SuggestRequest, request: Request) -> Response:
 
 async def run_suggest(body: SuggestRequest, state) -> Response:
     """The configured limits (ApiError), one index snapshot for the whole request (IndexNotFound while none),
-    then the pipeline on its executor."""
+    then the pipeline where `Placement` puts it: on the event loop or in the pipeline's threads."""
     check_turns(body.conversation, state.settings)
     loaded = state.service.require()
-    if state.pipeline is None:
+    placement = state.placement
+    if placement.executor is None:
         return _suggest(body, loaded, state.metrics, state.suggestion_log)
-    run = contextvars.copy_context().run  # as anyio's to_thread would: the request's context goes along
-    return await asyncio.get_running_loop().run_in_executor(state.pipeline, run, _suggest, body, loaded, state.metrics, state.suggestion_log)
+    placement.enter()
+    try:
+        await asyncio.sleep(0)  # one loop turn: requests read together with this one get here too
+        if placement.inline():
+            response = _suggest(body, loaded, state.metrics, state.suggestion_log)
+            placement.ran_inline()
+            return response
+        run = contextvars.copy_context().run  # as anyio's to_thread would: the request's context goes along
+        return await asyncio.get_running_loop().run_in_executor(
+            placement.executor, run, _suggest, body, loaded, state.metrics, state.suggestion_log)
+    finally:
+        placement.leave()
 
 
 def _suggest(body: SuggestRequest, loaded, metrics, writer) -> Response:
