@@ -1,6 +1,6 @@
 """What one `/v1/suggest` request costs on top of the pipeline: client latency minus `timings_ms.total`.
 
-    python bench/http_overhead.py [--index-dir DIR] [--rounds 5] [--requests 100] [--old SRC] [--new SRC] [--no-floor]
+    python bench/http_overhead.py [--index-dir DIR] [--rounds 5] [--requests 100] [--old SRC] [--new SRC] [--no-floor] [--event-loop]
 
 Starts `assist serve --workers 1` on free ports of 127.0.0.1 over a built index (default: ASSIST_INDEX_DIR,
 i.e. `assist index build` of the sample KB), once with the access log and once with `--no-access-log`;
@@ -129,6 +129,7 @@ def main() -> None:
     ap.add_argument("--old", type=Path, help="another source tree to measure beside this one (put first on PYTHONPATH)")
     ap.add_argument("--new", type=Path, help="measure this source tree instead of the working tree (same way)")
     ap.add_argument("--no-floor", action="store_true", help="leave out the bare ASGI app")
+    ap.add_argument("--event-loop", action="store_true", help="also this tree with ASSIST_SUGGEST_THREADS=-1 (no access log)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -139,6 +140,9 @@ def main() -> None:
             env = {"PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"} if src else None
             servers[name] = Server(args.index_dir, 1, free_port(), env=env, access_log=True)
             servers[f"{name} --no-access-log"] = Server(args.index_dir, 1, free_port(), env=env, access_log=False)
+        if args.event_loop:
+            servers["new, threads -1, --no-access-log"] = Server(args.index_dir, 1, free_port(), env={"ASSIST_SUGGEST_THREADS": "-1"},
+                                                                access_log=False)
         if not args.no_floor:
             servers["bare ASGI app"] = BareServer(free_port())
         for server in servers.values():
