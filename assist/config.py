@@ -148,12 +148,13 @@ class Settings(BaseSettings):
         "", repr=False, description="comma-separated Fernet keys (`assist db new-key`) encrypting customer text in the store; the first "
         "encrypts, all decrypt (rotation: new key first, `assist db rekey`). Required by `assist serve` outside development mode")
     index_poll_seconds: float = Field(
-        0.0, ge=0, description="check the index dir's CURRENT this often and serve a new version when it changes "
-        "(replicas sharing one index dir); 0 = only on POST /v1/admin/reload")
+        0.0, ge=0, description="serve the version the index dir's CURRENT names within this many seconds of its change "
+        "(replicas sharing one index dir; CURRENT is looked at four times as often, loading takes the rest); "
+        "0 = only on POST /v1/admin/reload")
     suggest_threads: int = Field(
-        0, ge=-1, description="threads per worker that run /v1/suggest's pipeline: two requests' model passes overlap on two "
-        "cores (more requests/s per worker); 0 = two per core; -1 = on the event loop, one request at a time per worker "
-        "(about 0.5 ms less per request; run --workers = cores)")
+        0, ge=-1, description="threads per worker that run /v1/suggest's pipeline while the worker has company (a request "
+        "alone runs on the event loop, saving two thread hops): two requests' model passes overlap on two cores; 0 = two "
+        "per core; -1 = always on the event loop, one request at a time per worker (run --workers = cores)")
     suggestion_log: bool = Field(True, description="record every suggest response (redacted query, intent, ids shown, latency) for `assist review`")
     experiments: str = Field(
         "", description="an A/B experiment: a YAML file or inline JSON with a name and arms of suggest-setting overrides "
