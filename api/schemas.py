@@ -402,6 +402,7 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     status: Literal["ready"] = "ready"
     index_version: str
+    serving_since: str = Field(description="when this process began serving the version (UTC, ISO 8601)")
 
 
 # --- public help centre (customers: no key) ------------------------------------------------------------

@@ -5,6 +5,7 @@ it started with and its response names one consistent `index_version`. Reload bu
 off to the side and replaces the reference in one assignment; a load that fails leaves the old one.
 """
 
+import dataclasses
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ class Loaded:
     help: HelpCentre  # what customers may see of this version
     experiment: Experiment | None = None
     arms: dict[str, Suggester] | None = None  # arm name -> its suggester (settings and template variants applied)
+    since: float = 0.0  # time.time() when this process began serving it
 
     def suggester_for(self, session_id: str | None) -> tuple[Suggester, str | None]:
         """The suggester of the session's experiment arm (and the arm's name), else the plain one."""
@@ -99,7 +101,7 @@ class Service:
             previous = self.version
             if previous is not None and current_version(self.settings.index_dir) == previous:
                 return ReloadResult(previous, previous, False, 0.0)  # versions are immutable: nothing to do
-            fresh = self._load()
+            fresh = dataclasses.replace(self._load(), since=time.time())
             self.current = fresh
             seconds = round(time.perf_counter() - start, 3)
             log.info("serving index %s (was %s), loaded in %.2fs", fresh.version, previous, seconds)

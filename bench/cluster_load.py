@@ -13,8 +13,9 @@ SIGKILLed and restarted 3 s later; the clients go on until both the count and th
 restart) are done. With --url the new version goes into that cluster's index folder.
 
 Targets (exit code 1 when one fails): no failed request (a non-2xx answer or a transport error at the client),
-feedback rows in PostgreSQL = unique event_ids sent (exactly once), every replica on the new version within
-the poll interval + --swap-margin seconds, the killed replica ready again and served requests afterwards.
+feedback rows in PostgreSQL = unique event_ids sent (exactly once), every replica serving the new version
+(the `serving_since` of its /readyz) within the poll interval + --swap-margin seconds of CURRENT's change,
+the killed replica ready again and served requests afterwards.
 """
 
 import argparse
@@ -31,6 +32,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -158,7 +160,7 @@ def run_cluster_load(cluster: Cluster, bodies: list[dict], publish: Callable[[],
     start, start_wall = time.monotonic(), time.time()
     for t in threads:
         t.start()
-    swap_seconds = new_version = swap_done_at = flip_at = None
+    swap_seconds = new_version = swap_done_at = flip_at = seen_seconds = swap_each = None
     back_version = killed_pid = restarted_pid = back_wall = build_seconds = ready_seconds = None
     try:
         if wait_for(plan.publish_at):
@@ -171,12 +173,19 @@ def run_cluster_load(cluster: Cluster, bodies: list[dict], publish: Callable[[],
             progress(f"load: built {new_version} in {build_seconds} s; waiting for every replica to serve it")
             limit = time.monotonic() + plan.swap_margin + cluster.poll_seconds + 60
             while time.monotonic() < limit:
-                if all(v == new_version for v in cluster.versions()):
+                ready = cluster.readiness()
+                if all(r and r["index_version"] == new_version for r in ready):
                     swap_done_at = time.monotonic()
-                    swap_seconds = round(time.time() - flip_wall, 2)
+                    seen_seconds = round(time.time() - flip_wall, 2)
+                    # Each replica says when it began serving the version: /readyz calls queue behind the
+                    # load, so the moment this loop sees them all is later than the swaps themselves.
+                    swapped = [datetime.fromisoformat(r["serving_since"]).timestamp() - flip_wall for r in ready]
+                    swap_seconds = round(max(swapped), 2)
+                    swap_each = [round(x, 2) for x in swapped]
                     break
                 time.sleep(0.1)
-            progress(f"load: {done()} done; all replicas on {new_version} {swap_seconds} s after CURRENT flipped")
+            progress(f"load: {done()} done; all replicas on {new_version} {swap_seconds} s after CURRENT flipped "
+                     f"(each {swap_each}; seen by this client after {seen_seconds} s)")
         if wait_for(plan.kill_at):
             i = plan.kill_replica
             killed_pid = cluster.replica_pid(i)
@@ -229,7 +238,8 @@ def run_cluster_load(cluster: Cluster, bodies: list[dict], publish: Callable[[],
                      "resent_answered_not_duplicate": shared.resent_not_duplicate,
                      "first_posts_answered_duplicate": shared.first_answered_duplicate, "db_rows": rows, "db_distinct_event_ids": distinct},
         "index": {"first": sorted({v for v in first_versions if v}), "new": new_version, "build_seconds": build_seconds, "poll_seconds": cluster.poll_seconds,
-                  "swap_seconds": swap_seconds, "served": {k: dict(v) for k, v in served.items()}},
+                  "swap_seconds": swap_seconds, "swap_seconds_each": swap_each, "swap_seen_seconds": seen_seconds,
+                  "served": {k: dict(v) for k, v in served.items()}},
         "kill": {"replica": plan.kill_replica, "killed_pid": killed_pid, "restarted_pid": restarted_pid, "back_on": back_version,
                  "ready_seconds": ready_seconds,
                  "requests_served_after_restart": after_restart},
@@ -288,7 +298,8 @@ def report(f: dict) -> str:
         f"feedback: {fb['unique_event_ids']} unique event_ids sent (+{fb['resent']} re-sent, {fb['resent_answered_not_duplicate']} of them "
         f"not answered duplicate) -> {fb['db_rows']} rows, {fb['db_distinct_event_ids']} distinct event_ids in PostgreSQL",
         f"index swap: {idx['first']} -> {idx['new']} (built in {idx['build_seconds']} s): every replica on it {idx['swap_seconds']} s after CURRENT flipped "
-        f"(poll {idx['poll_seconds']} s)",
+        f"(each {idx['swap_seconds_each']}, by its /readyz serving_since; seen by this client after {idx['swap_seen_seconds']} s; "
+        f"poll {idx['poll_seconds']} s)",
         f"served: {idx['served']}",
         f"kill: replica {kill['replica']} pid {kill['killed_pid']} -> restarted pid {kill['restarted_pid']} on {kill['back_on']}, "
         f"ready {kill['ready_seconds']} s after its restart, {kill['requests_served_after_restart']} requests served after it was back",

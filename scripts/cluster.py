@@ -352,11 +352,15 @@ class Cluster:
 
     def versions(self) -> list[str | None]:
         """The index version each replica reports in /readyz (None when it does not answer 200)."""
+        return [r["index_version"] if r else None for r in self.readiness()]
+
+    def readiness(self) -> list[dict | None]:
+        """Each replica's /readyz body (index_version, serving_since), None when it does not answer 200."""
         out = []
         for url in self.replica_urls:
             try:
                 r = httpx.get(url + "/readyz", timeout=2)
-                out.append(r.json()["index_version"] if r.status_code == 200 else None)
+                out.append(r.json() if r.status_code == 200 else None)
             except httpx.HTTPError:
                 out.append(None)
         return out

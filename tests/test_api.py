@@ -6,6 +6,7 @@ import re
 import shutil
 import sqlite3
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -231,7 +232,10 @@ def test_article_template_and_intents(client, built):
 
 def test_probes_and_unknown_routes(client, built):
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready", "index_version": built[1]}
+    ready = client.get("/readyz").json()
+    assert ready.pop("status") == "ready" and ready.pop("index_version") == built[1]
+    since = datetime.fromisoformat(ready.pop("serving_since"))  # when this process swapped the version in
+    assert not ready and timedelta(0) <= datetime.now(timezone.utc) - since < timedelta(minutes=30)
     assert error_of(client.get("/v1/nope", headers=AGENT), 404)["code"] == "not_found"
     e = client.delete("/v1/suggest", headers=AGENT)
     assert error_of(e, 405)["code"] == "method_not_allowed" and "POST" in e.headers["allow"]

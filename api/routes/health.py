@@ -20,10 +20,11 @@ async def healthz() -> dict:  # async: a probe needs no thread-pool hop
 @router.get("/readyz", response_model=ReadyResponse, summary="An index is loaded and requests can be served",
             responses=responses(503))
 async def readyz(service: ServiceDep) -> dict:
-    version = service.version
-    if version is None:
+    loaded = service.current
+    if loaded is None:
         raise ApiError(503, "not_ready", "no index loaded yet")
-    return {"status": "ready", "index_version": version}
+    since = datetime.fromtimestamp(loaded.since, timezone.utc).isoformat(timespec="milliseconds")
+    return {"status": "ready", "index_version": loaded.version, "serving_since": since}
 
 
 @router.get("/metrics", include_in_schema=False)
