@@ -57,7 +57,7 @@ class Plan:
     kill_at: float = 0.45  # ... and when one replica is SIGKILLed
     kill_replica: int = 1
     down_seconds: float = 3.0  # the killed replica is started again this long after the kill
-    swap_margin: float = 3.0  # allowed beyond the poll interval for every replica to serve the new version
+    swap_margin: float = 0.0  # allowed beyond the poll interval for every replica to serve the new version
     tail_seconds: float = 3.0  # the load goes on this long after the restarted replica is ready
     max_seconds: float = 900  # stop sending after this long, whatever the count
 

@@ -100,7 +100,7 @@ def test_load_through_nginx_survives_a_killed_replica_and_an_index_swap(running,
     assert fb["resent_answered_not_duplicate"] == 0
     idx = f["index"]
     assert idx["new"] and idx["new"] not in idx["first"]
-    assert idx["swap_seconds"] is not None and idx["swap_seconds"] <= POLL + plan.swap_margin, idx
+    assert idx["swap_seconds"] is not None and idx["swap_seconds"] <= POLL, idx  # every replica within the poll interval
     assert set(idx["served"]["after_swap"]) == {idx["new"]} and idx["served"]["before_publish"], idx["served"]
     kill = f["kill"]
     assert kill["restarted_pid"] != kill["killed_pid"] and kill["back_on"] == idx["new"]
