@@ -208,6 +208,131 @@ def model_install(
     typer.echo(f"model ready: {path}")
 
 
+def _build_after_switch(kb: Optional[Path]) -> None:
+    from assist.index.embed import embedder_from_settings
+    from assist.index.store import build_index
+
+    get_settings.cache_clear()
+    s = get_settings()
+    result = build_index(kb or s.kb_dir, s.index_dir, embedder_from_settings(s, build=True), chunking=s.chunking,
+                         dense=s.dense, intent=s.intent, keep_versions=s.keep_versions, progress=_progress())
+    typer.echo(f"index {result.version} built with the model now in use ({result.embedded} chunks embedded); "
+               "running servers pick it up on reload (POST /v1/admin/reload) or their next look at CURRENT")
+
+
+@model_app.command("tune")
+@handle_errors
+def model_tune(
+    kb: Annotated[Optional[Path], typer.Option("--kb", help="KB whose pairs train the model [default: ASSIST_KB_DIR]")] = None,
+    feedback: Annotated[bool, typer.Option("--feedback", help="also agents' used (and, weighted lower, edited) suggestions from the store")] = False,
+    pairs: Annotated[Optional[Path], typer.Option("--pairs", exists=True, dir_okay=False, help="external queries.jsonl {id, text, relevant}")] = None,
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", exists=True, dir_okay=False, help="its corpus.jsonl {id, title, text}")] = None,
+    no_kb_pairs: Annotated[bool, typer.Option("--no-kb-pairs", help="train on --pairs/--feedback only")] = False,
+    epochs: Annotated[float, typer.Option(min=0.01, help="passes over the pairs")] = 1.0,
+    batch_size: Annotated[int, typer.Option(min=2, max=512, help="pairs per step (in-batch negatives)")] = 32,
+    lr: Annotated[float, typer.Option(min=1e-7, max=1e-2, help="peak learning rate (AdamW, linear warm-up and decay)")] = 3e-5,
+    max_minutes: Annotated[float, typer.Option(min=0, help="stop after this long, keeping the best state (0 = no limit)")] = 0.0,
+    freeze_layers: Annotated[int, typer.Option(min=0, max=48, help="lowest encoder layers kept frozen (word embeddings always are)")] = 0,
+    max_passage_tokens: Annotated[int, typer.Option(min=16, max=512, help="passage tokens seen in training")] = 128,
+    held_out: Annotated[float, typer.Option(min=0.0, max=0.5, help="share of the positives kept out to pick the best state")] = 0.1,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (faster only on CPUs with AMX or AVX-512 BF16)")] = False,
+    seed: Annotated[int, typer.Option(help="shuffling, held-out split and initialisation")] = 0,
+    eval_dataset: Annotated[Path, typer.Option("--eval", help="labelled conversations for the gate")] = Path("evals"),
+    no_gate: Annotated[bool, typer.Option("--no-gate", help="skip the eval gate (the model is written, not used)")] = False,
+    max_drop: Annotated[float, typer.Option("--max-drop", min=0.0, help="largest allowed drop of a quality metric")] = 0.02,
+    target: Annotated[str, typer.Option(help="eval metric that must improve")] = "full.answer_hit@3",
+    force: Annotated[bool, typer.Option("--force", help="use the new model even when the gate fails")] = False,
+    no_build: Annotated[bool, typer.Option("--no-build", help="do not rebuild the index when the new model goes into use")] = False,
+) -> None:
+    """Fine-tune the model in use on the KB's own pairs (and feedback, and an external set), write it as a
+    new model version, and put it in use only when the labelled-conversation eval says it is better."""
+    from assist.kb import check_kb
+    from assist.tune import TuneOptions, gather_pairs, tune_model
+
+    if (pairs is None) != (corpus is None):
+        raise AssistError("--pairs and --corpus go together")
+    s = get_settings()
+    kb_dir = kb or s.kb_dir
+    loaded, problems = check_kb(kb_dir)
+    if problems or loaded is None:
+        raise AssistError(f"{kb_dir} does not pass `assist kb check` ({len(problems)} problem(s), first: {problems[0]}): fix it first")
+    data = gather_pairs(s, loaded, feedback, pairs, corpus, kb_pairs_on=not no_kb_pairs)
+    opts = TuneOptions(epochs=epochs, batch_size=batch_size, lr=lr, max_minutes=max_minutes, freeze_layers=freeze_layers,
+                       max_passage_tokens=max_passage_tokens, held_out=held_out, bf16=bf16, seed=seed)
+
+    def progress(row: dict) -> None:
+        if row["step"] == 1 or row["step"] % 10 == 0 or row["step"] == row["steps"] or "held_out" in row:
+            held = f", held-out MRR@10 {row['held_out']['mrr@10']:.3f}" if "held_out" in row else ""
+            typer.echo(f"[tune] step {row['step']}/{row['steps']} loss {row['loss']:.3f}, {row['seconds']:.0f} s, "
+                       f"ETA {row['eta_seconds'] / 60:.1f} min{held}", err=True)
+
+    report = tune_model(s, kb_dir, data, opts, eval_dataset=None if no_gate else eval_dataset, max_drop=max_drop,
+                        target=target, force=force, say=lambda m: typer.echo(f"[tune] {m}", err=True), progress=progress)
+    g = report["gate"]
+    if g.get("skipped"):
+        typer.echo(f"model {report['version']} written (gate skipped, not in use): {report['folder']}")
+    else:
+        typer.echo(f"gate {'passed' if g['passed'] else 'failed'}: {g['target']} {g['target_before']:.3f} -> {g['target_after']:.3f}, "
+                   f"{len(g['regressions'])} regression(s) beyond {g['max_drop']}")
+        for r in g["regressions"]:
+            typer.echo(f"  {r['metric']}: {r['before']:.3f} -> {r['after']:.3f}")
+    if report["promoted"]:
+        if report.get("forced"):
+            typer.echo("warning: --force: the new model is in use although the gate failed", err=True)
+        typer.echo(f"model {report['version']} in use (was {report['previous']}); report: {report['folder']}/report.md")
+        if not no_build:
+            _build_after_switch(kb)
+    else:
+        typer.echo(f"model {report['version']} kept, not in use; report: {report['folder']}/report.md; "
+                   f"use it anyway with `assist model use {report['version']}`")
+
+
+@model_app.command("list")
+@handle_errors
+def model_list(json_out: JsonOut = False) -> None:
+    """The default model and the tuned versions, oldest first; `*` marks the one in use."""
+    from assist.index.model import list_models
+
+    rows = list_models(get_settings().models_dir)
+    if json_out:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for r in rows:
+        extra = "" if r["version"] == "default" else f"  {r['created']}  {r['pairs']} pairs  gate {'passed' if r['gate'] else 'failed'}"
+        typer.echo(f"{'*' if r['current'] else ' '} {r['version']:32} {r['model']}{extra}{'' if r['installed'] else '  (not installed)'}")
+
+
+@model_app.command("use")
+@handle_errors
+def model_use(
+    version: Annotated[str, typer.Argument(help="a version from `assist model list`, or default")],
+    kb: Annotated[Optional[Path], typer.Option("--kb", help="KB to rebuild the index from [default: ASSIST_KB_DIR]")] = None,
+    no_build: Annotated[bool, typer.Option("--no-build", help="do not rebuild the index with the model")] = False,
+) -> None:
+    """Put a model version in use and rebuild the index with it (an index is tied to its model)."""
+    from assist.index.model import use_model
+
+    before, now = use_model(get_settings().models_dir, version)
+    typer.echo(f"model in use: {now} (was {before})")
+    if not no_build and before != now:
+        _build_after_switch(kb)
+
+
+@model_app.command("rollback")
+@handle_errors
+def model_rollback(
+    kb: Annotated[Optional[Path], typer.Option("--kb", help="KB to rebuild the index from [default: ASSIST_KB_DIR]")] = None,
+    no_build: Annotated[bool, typer.Option("--no-build", help="do not rebuild the index with the model")] = False,
+) -> None:
+    """Go back to the model used before the current one, and rebuild the index with it."""
+    from assist.index.model import rollback_model
+
+    before, now = rollback_model(get_settings().models_dir)
+    typer.echo(f"model in use: {now} (was {before})")
+    if not no_build:
+        _build_after_switch(kb)
+
+
 # --- search ----------------------------------------------------------------------------------------
 
 

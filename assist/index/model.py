@@ -57,9 +57,11 @@ def model_dir(models_dir: Path) -> Path:
 
 
 def resolve_model(name_or_path: str, models_dir: Path) -> Path | str:
-    """The default model name maps to the installed folder; anything else goes to sentence-transformers."""
+    """The default model name maps to the model in use (a tuned version, `assist model use`, else the
+    installed default folder); anything else goes to sentence-transformers."""
     if name_or_path == DEFAULT_MODEL:
-        return model_dir(models_dir)
+        version = current_model_version(models_dir)
+        return tuned_dir(models_dir) / version if version else model_dir(models_dir)
     return name_or_path
 
 
@@ -343,8 +345,8 @@ def _export_onnx(folder: Path) -> None:
             return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     (folder / "onnx").mkdir(exist_ok=True)
-    ids = torch.tensor([[0, 41, 1294, 12, 6, 2], [0, 41, 1294, 2, 1, 1]])
-    mask = (ids != 1).long()
+    ids = torch.tensor([[0, 41, 1294, 12, 6, 2], [0, 41, 1294, 2, 1, 1]]) % model.config.vocab_size  # any vocabulary
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
     with torch.inference_mode(), _quiet():
         torch.onnx.export(
             LastHidden(model), (ids, mask), str(folder / ONNX_FP32), dynamo=False, opset_version=17,
@@ -362,14 +364,15 @@ def _fuse_onnx(folder: Path) -> None:
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     options = FusionOptions("bert")
     options.enable_skip_layer_norm = False
     path = folder / ONNX_FP32
     with _quiet():
-        fused = optimize_model(str(path), model_type="bert", num_heads=12, hidden_size=384,
-                               optimization_options=options)
+        fused = optimize_model(str(path), model_type="bert", num_heads=config["num_attention_heads"],
+                               hidden_size=config["hidden_size"], optimization_options=options)
         stats = fused.get_fused_operator_statistics()
-        if stats.get("Attention") != 12:
+        if stats.get("Attention") != config["num_hidden_layers"]:
             raise ModelInstallError(f"attention fusion failed on the exported graph: {stats}")
         fused.save_model_to_file(str(path))
 
@@ -436,3 +439,143 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# --- tuned versions -----------------------------------------------------------------------------
+# models_dir/tuned/<version>/ holds a tuned model (the same folder layout as the default, built by
+# `assist model tune`); models_dir/tuned/state.json names the version in use and the ones before it.
+
+TUNED_DIRNAME = "tuned"
+STATE = "state.json"
+DEFAULT_VERSION = "default"  # the installed default model, as a version name
+ST_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "modules.json",
+            "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json")
+
+
+def tuned_dir(models_dir: Path) -> Path:
+    return Path(models_dir) / TUNED_DIRNAME
+
+
+def _state(models_dir: Path) -> dict:
+    try:
+        state = json.loads((tuned_dir(models_dir) / STATE).read_text(encoding="utf-8"))
+        return {"current": state.get("current"), "previous": list(state.get("previous", []))}
+    except (OSError, ValueError, AttributeError):
+        return {"current": None, "previous": []}
+
+
+def _write_state(models_dir: Path, state: dict) -> None:
+    root = tuned_dir(models_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{STATE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, root / STATE)
+
+
+def current_model_version(models_dir: Path) -> str | None:
+    """The tuned version in use, or None for the installed default model."""
+    version = _state(models_dir)["current"]
+    return version if version and tuned_manifest(models_dir, version) is not None else None
+
+
+def tuned_manifest(models_dir: Path, version: str) -> dict | None:
+    """The version's manifest if its folder is complete."""
+    folder = tuned_dir(models_dir) / version
+    try:
+        info = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        for rel, meta in info["files"].items():
+            if (folder / rel).stat().st_size != meta["size"]:
+                return None
+        return info
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def list_models(models_dir: Path) -> list[dict]:
+    """The default model and every complete tuned version, oldest first; `current` marks the one in use."""
+    current = current_model_version(models_dir)
+    rows = [{"version": DEFAULT_VERSION, "model": DEFAULT_MODEL, "current": current is None,
+             "installed": model_is_installed(models_dir)}]
+    root = tuned_dir(models_dir)
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        info = tuned_manifest(models_dir, folder.name) if folder.is_dir() and not folder.name.startswith(".") else None
+        if info is not None:
+            rows.append({"version": folder.name, "model": info["model"], "current": folder.name == current,
+                         "installed": True, "base": info.get("base"), "created": info.get("created"),
+                         "pairs": info.get("data", {}).get("pairs"), "gate": info.get("gate", {}).get("passed")})
+    return rows
+
+
+def use_model(models_dir: Path, version: str) -> tuple[str, str]:
+    """Make `version` (or "default") the model in use; (previous, now). Unknown or incomplete: ModelError."""
+    if version != DEFAULT_VERSION and tuned_manifest(models_dir, version) is None:
+        known = ", ".join(r["version"] for r in list_models(models_dir))
+        raise ModelError(f"no complete model version {version!r} in {tuned_dir(models_dir)} (known: {known})")
+    state = _state(models_dir)
+    before = current_model_version(models_dir) or DEFAULT_VERSION
+    if before != version:
+        state["previous"] = (state["previous"] + [before])[-20:]
+    state["current"] = None if version == DEFAULT_VERSION else version
+    _write_state(models_dir, state)
+    return before, version
+
+
+def rollback_model(models_dir: Path) -> tuple[str, str]:
+    """Back to the model used before the current one; (previous, now). Nothing to go back to: ModelError."""
+    state = _state(models_dir)
+    before = current_model_version(models_dir) or DEFAULT_VERSION
+    while state["previous"]:
+        target = state["previous"].pop()
+        if target != before and (target == DEFAULT_VERSION or tuned_manifest(models_dir, target) is not None):
+            state["current"] = None if target == DEFAULT_VERSION else target
+            _write_state(models_dir, state)
+            return before, target
+    raise ModelError(f"no earlier model to roll back to (in use: {before})")
+
+
+def write_tuned(models_dir: Path, version: str, base: Path, save_weights, manifest: dict, *, onnx: bool = True,
+                progress=None) -> Path:
+    """Write tuned/<version>/: `save_weights(folder)` writes config.json + model.safetensors, the rest of the
+    sentence-transformers folder comes from `base`, then the ONNX fp32 and int8 exports as the default
+    model has them; the folder appears complete or not at all."""
+    root = tuned_dir(models_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / version
+    if target.exists():
+        raise ModelError(f"model version {version} exists already: {target}")
+    tmp = root / f".{version}.tmp-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir()
+    try:
+        save_weights(tmp)
+        for rel in ST_FILES:
+            if (Path(base) / rel).is_file():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(base) / rel, tmp / rel)
+        (tmp / "2_Normalize").mkdir(exist_ok=True)
+        if onnx:
+            if progress:
+                progress("exporting onnx/model.onnx (fp32, fused attention)")
+            _export_onnx(tmp)
+            _fuse_onnx(tmp)
+            if progress:
+                progress("quantising onnx/model_qint8.onnx (dynamic int8)")
+            _quantize_onnx(tmp)
+        files = {q.relative_to(tmp).as_posix(): {"size": q.stat().st_size, "sha256": _sha256(q)}
+                 for q in sorted(tmp.rglob("*")) if q.is_file()}
+        (tmp / MANIFEST).write_text(json.dumps({**manifest, "layout": LAYOUT_VERSION, "files": files}, indent=2,
+                                               ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def update_tuned_manifest(models_dir: Path, version: str, **fields) -> None:
+    """Add fields (gate, report) to a written version's manifest."""
+    path = tuned_dir(models_dir) / version / MANIFEST
+    info = json.loads(path.read_text(encoding="utf-8"))
+    info.update(fields)
+    tmp = path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
