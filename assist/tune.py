@@ -54,9 +54,12 @@ def kb_pairs(kb: KB, size: int = 400, overlap: int = 40) -> list[Pair]:
             if article.id in first_chunk:
                 by_intent.setdefault(name, []).append(article.id)
     for intent in kb.intents:
-        for article_id in by_intent.get(intent.name, []):
-            for example in intent.examples:
-                pairs.append(Pair(example, first_chunk[article_id], article_id, "kb-intent", 0.5))
+        articles = by_intent.get(intent.name, [])
+        for n, example in enumerate(intent.examples if articles else ()):
+            # One article per example, in turn: the same question with two positives would make each the
+            # other's negative.
+            article_id = articles[n % len(articles)]
+            pairs.append(Pair(example, first_chunk[article_id], article_id, "kb-intent", 0.5))
     for template in kb.templates:
         pairs.append(Pair(template.title, chunk_template(template).embed_text, template.id, "kb-template", 0.5))
     return _dedupe(pairs)
@@ -120,17 +123,18 @@ def split_held_out(pairs: list[Pair], share: float, seed: int) -> tuple[list[Pai
 
 
 def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]]:
-    """Shuffled batches in which no two pairs share a positive (a pair whose group is taken waits for the next)."""
+    """Shuffled batches in which no two pairs share a positive or a question (such a pair waits for the next)."""
     order = pairs[:]
     rng.shuffle(order)
     out: list[list[Pair]] = []
     waiting = order
     while waiting:
-        batch, groups, later = [], set(), []
+        batch, groups, queries, later = [], set(), set(), []
         for p in waiting:
-            if len(batch) < size and p.group not in groups:
+            if len(batch) < size and p.group not in groups and p.query not in queries:
                 batch.append(p)
                 groups.add(p.group)
+                queries.add(p.query)
             else:
                 later.append(p)
         out.append(batch)

@@ -68,7 +68,7 @@ def test_kb_pairs_come_from_faq_questions_intents_headings_and_templates(toy):
     assert any(p.group == "refund-timing" and p.source == "kb-intent" for p in pairs)
     assert any(p.source == "kb-heading" and p.query in refund.body for p in pairs)
     for batch in batches(pairs, 8, __import__("random").Random(1)):  # never two pairs with one positive in a batch
-        assert len({p.group for p in batch}) == len(batch)
+        assert len({p.group for p in batch}) == len(batch) == len({p.query for p in batch})
     train_pairs, held = split_held_out(pairs, 0.3, 0)
     assert held and not {p.group for p in held} & {p.group for p in train_pairs}
 
